@@ -1,0 +1,19 @@
+rule decode:
+    """Probe a video with decord; write its resampling plan to the dataset's fps."""
+    input:
+        video=video_file,
+    output:
+        plan="work/{dataset}/decode/{video}.json",
+    params:
+        fps=dataset_fps,
+    log:
+        "logs/{dataset}/decode/{video}.log",
+    benchmark:
+        "benchmarks/{dataset}/decode/{video}.tsv"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    conda:
+        "../../envs/wtal.yaml"
+    script:
+        "../scripts/decode.py"

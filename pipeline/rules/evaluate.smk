@@ -1,0 +1,20 @@
+rule evaluate:
+    """mAP at the dataset's tIoU thresholds on the test subset → map.json."""
+    input:
+        gt="work/{dataset}/gt.json",
+        detections="results/{dataset}/{model}/detections.json",
+    output:
+        map_json="results/{dataset}/{model}/map.json",
+    params:
+        evaluation=evaluation_params,
+        dataset="{dataset}",
+        model="{model}",
+        version=code_version,
+    log:
+        "logs/{dataset}/{model}/evaluate.log",
+    benchmark:
+        "benchmarks/{dataset}/{model}/evaluate.tsv"
+    conda:
+        "../../envs/wtal.yaml"
+    script:
+        "../scripts/evaluate.py"

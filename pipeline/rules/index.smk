@@ -1,0 +1,15 @@
+checkpoint index:
+    """Videos, subsets, durations, video-level labels; ground truth in the ActivityNet schema."""
+    input:
+        synthetic_root,
+    output:
+        index="work/{dataset}/index.json",
+        gt="work/{dataset}/gt.json",
+    params:
+        index=index_params,
+    log:
+        "logs/{dataset}/index.log",
+    conda:
+        "../../envs/wtal.yaml"
+    script:
+        "../scripts/index.py"

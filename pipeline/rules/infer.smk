@@ -1,0 +1,24 @@
+rule infer:
+    """CAS → thresholded segments → Soft-NMS → detections in the ActivityNet submission format."""
+    input:
+        model="results/{dataset}/{model}/model.pt",
+        features=test_features,
+    output:
+        detections="results/{dataset}/{model}/detections.json",
+        cas=directory("results/{dataset}/{model}/cas"),
+    params:
+        infer=infer_params,
+        device=device(),
+        version=code_version,
+    threads: 2
+    log:
+        "logs/{dataset}/{model}/infer.log",
+    benchmark:
+        "benchmarks/{dataset}/{model}/infer.tsv"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    conda:
+        "../../envs/wtal.yaml"
+    script:
+        "../scripts/infer.py"

@@ -1,0 +1,18 @@
+"""Snakemake wrapper of the evaluate stage (wtal.evaluate.evaluate)."""
+from wtal.logs import to_log_file
+
+to_log_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
+from wtal.evaluate import evaluate  # noqa: E402
+from wtal.io import write_json  # noqa: E402
+
+ev = snakemake.params.evaluation  # noqa: F821
+result = evaluate(
+    snakemake.input.gt,  # noqa: F821
+    snakemake.input.detections,  # noqa: F821
+    subset=ev["subset"],
+    tious=ev["tiou"],
+    protocol=ev["protocol"],
+    dataset=snakemake.params.dataset,  # noqa: F821
+    model=snakemake.params.model,  # noqa: F821
+)
+write_json(snakemake.output.map_json, result)  # noqa: F821

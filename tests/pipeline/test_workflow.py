@@ -1,0 +1,125 @@
+"""End to end: the Snakemake workflow on a tiny demo, its caching, lint, and sensitivity."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from wtal.evaluate import evaluate
+from wtal.infer import InferSettings, infer
+from wtal.io import read_json, write_json
+
+REPO = Path(__file__).resolve().parents[2]
+CONFIG = REPO / "tests" / "pipeline" / "config.yaml"
+TARGET = "results/demo/cas_baseline/map.json"
+
+pytestmark = pytest.mark.slow
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
+           "--directory", str(workdir), "--configfile", str(CONFIG), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n"
+                             f"{proc.stderr[-8000:]}")
+    return proc
+
+
+def planned_rules(output: str) -> set[str]:
+    """Rules a dry run would execute, from its job stats table."""
+    table = output.split("Job stats:")[1].split("total")[0]
+    return {m.group(1) for m in re.finditer(r"^(\w+)\s+\d+\s*$", table, re.MULTILINE)}
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    workdir = tmp_path_factory.mktemp("workflow")
+    snakemake(workdir, TARGET)
+    return workdir
+
+
+def test_demo_produces_map(demo_run: Path) -> None:
+    result = read_json(demo_run / TARGET)
+    assert result["dataset"] == "demo"
+    assert result["model"] == "cas_baseline"
+    assert result["protocol"] == "anet"
+    assert result["tiou"] == pytest.approx([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    assert len(result["mAP"]) == 7
+    assert set(result["protocols"]) >= {"anet"}
+    assert 0.0 <= result["classification"]["mAP"] <= 1.0
+    # a tiny, briefly trained model still localises far above chance
+    assert result["mAP"][4] > 0.15, result["mAP"]
+    for stage in ("decode", "flow", "features"):
+        assert any((demo_run / "benchmarks" / "demo" / stage).rglob("*.tsv"))
+    sidecar = next((demo_run / "work/demo/features/i3d").glob("*.json"))
+    side = read_json(sidecar)
+    assert side["weights"]["rgb"]["source"] == "none"
+    assert side["grid"]["fps"] == 25
+
+
+def test_only_video_level_labels_reach_training(demo_run: Path) -> None:
+    index = read_json(demo_run / "work/demo/index.json")
+    text = json.dumps(index)
+    assert "segment" not in text
+    assert "annotations" not in text
+    log = read_json(demo_run / "results/demo/cas_baseline/train.json")
+    assert set(log["videos"]) == {v for v, r in index["videos"].items() if r["split"] == "train"}
+
+
+def test_second_run_has_nothing_to_do(demo_run: Path) -> None:
+    proc = snakemake(demo_run, TARGET, "--dry-run")
+    assert "Nothing to be done" in proc.stdout + proc.stderr
+
+
+def test_changing_a_training_parameter_reruns_only_downstream(demo_run: Path) -> None:
+    proc = snakemake(demo_run, TARGET, "--dry-run", "--config",
+                     "models={'cas_baseline': {'train': {'lr': 0.002}}}")
+    assert planned_rules(proc.stdout) == {"train", "infer", "evaluate"}
+
+
+def test_changing_a_flow_parameter_reruns_flow_and_after(demo_run: Path) -> None:
+    proc = snakemake(demo_run, TARGET, "--dry-run", "--config",
+                     "datasets={'demo': {'flow': {'params': {'warps': 3}}}}")
+    assert planned_rules(proc.stdout) == {"flow", "features", "train", "infer", "evaluate"}
+
+
+def test_lint_is_clean(demo_run: Path) -> None:
+    proc = snakemake(demo_run, "--lint", check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Congratulations" in proc.stdout + proc.stderr
+
+
+def test_shifted_detections_score_near_zero(demo_run: Path, tmp_path: Path) -> None:
+    det = read_json(demo_run / "results/demo/cas_baseline/detections.json")
+    gt = demo_run / "work/demo/gt.json"
+    for dets in det["results"].values():
+        for d in dets:
+            d["segment"] = [d["segment"][0] + 4.0, d["segment"][1] + 4.0]
+    write_json(tmp_path / "shifted.json", det)
+    shifted = evaluate(gt, tmp_path / "shifted.json", subset="test", tious=[0.5])
+    assert shifted["mAP"][0] < 0.05
+
+
+def test_wrong_fps_scores_near_zero(demo_run: Path, tmp_path: Path) -> None:
+    """Reading snippet times with the wrong frame rate must break the evaluation."""
+    feats = tmp_path / "features"
+    shutil.copytree(demo_run / "work/demo/features/i3d", feats)
+    index = read_json(demo_run / "work/demo/index.json")
+    tests = sorted(v for v, r in index["videos"].items() if r["split"] == "test")
+    for video in tests:
+        side = read_json(feats / f"{video}.json")
+        side["grid"]["fps"] = side["grid"]["fps"] / 2.5  # e.g. 10 fps read for 25 fps frames
+        write_json(feats / f"{video}.json", side)
+    det = tmp_path / "det.json"
+    infer(demo_run / "results/demo/cas_baseline/model.pt", [feats / f"{v}.npy" for v in tests],
+          det, tmp_path / "cas", settings=InferSettings(), device="cpu")
+    wrong = evaluate(demo_run / "work/demo/gt.json", det, subset="test", tious=[0.5])
+    right = read_json(demo_run / TARGET)
+    assert wrong["mAP"][0] < 0.05 < right["mAP"][4]

@@ -1,0 +1,245 @@
+"""The ``wtal`` command line: every stage of the workflow, runnable by hand.
+
+::
+
+    wtal synth-demo OUT_DIR [--seed 0 ...]
+    wtal index --dataset-config pipeline/config/datasets/demo.yaml --index I.json --gt GT.json
+    wtal decode VIDEO --fps 25 --out PLAN.json
+    wtal flow PLAN.json --out FLOW.zip [--short-side 256 --bound 20 --param nscales=3 ...]
+    wtal features PLAN.json FLOW.zip --out FEAT.npy [--short-side 256 --crop 224 ...]
+    wtal train --index I.json --features F1.npy F2.npy ... --model cas_baseline \
+        --out-model model.pt --out-log train.json [--config pipeline/config/models/x.yaml]
+    wtal infer --model model.pt --features ... --out detections.json --cas-dir cas/
+    wtal eval --ground-truth GT.json --predictions DET.json --protocol anet --subset test \
+        --tiou 0.1 0.2 0.3 0.4 0.5 0.6 0.7 --out map.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from wtal.logs import interactive
+
+
+def _key_values(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["a=1", "b=x"]`` → ``{"a": 1, "b": "x"}`` (values parsed as YAML scalars)."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise SystemExit(f"wtal: expected KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        out[key] = yaml.safe_load(value)
+    return out
+
+
+def _model_block(path: str | None, dataset: str | None) -> dict[str, Any]:
+    """A model config file's settings, with its per-dataset block merged in."""
+    if path is None:
+        return {}
+    block = yaml.safe_load(Path(path).read_text()) or {}
+    per_dataset = block.pop("datasets", {}) or {}
+    if dataset is not None:
+        for section, values in (per_dataset.get(dataset) or {}).items():
+            block[section] = {**block.get(section, {}), **values}
+    return block
+
+
+def _dataclass_from(cls: type, values: dict[str, Any], source: str) -> Any:
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise SystemExit(f"wtal: {source}: unknown settings {unknown}; known: {sorted(names)}")
+    return cls(**values)
+
+
+def cmd_synth_demo(args: argparse.Namespace) -> None:
+    from wtal.demo import synthesize_demo
+
+    synthesize_demo(
+        Path(args.out), seed=args.seed, n_validation=args.n_validation, n_test=args.n_test
+    )
+
+
+def cmd_index(args: argparse.Namespace) -> None:
+    from wtal.datasets import index_dataset
+
+    cfg = yaml.safe_load(Path(args.dataset_config).read_text())
+    index_dataset(
+        args.index,
+        args.gt,
+        dataset=cfg["name"],
+        classes=cfg["classes"],
+        subsets=cfg["subsets"],
+        fps=cfg.get("fps", 25),
+        root=args.root or cfg["root"],
+    )
+
+
+def cmd_decode(args: argparse.Namespace) -> None:
+    from extractors.decode import decode
+
+    decode(args.video, args.out, fps=args.fps)
+
+
+def cmd_flow(args: argparse.Namespace) -> None:
+    from extractors.flowstage import flow_stage
+
+    flow_stage(args.plan, args.out, bound=args.bound, codec=args.codec,
+                      params=_key_values(args.param), short_side=args.short_side,
+                      threads=args.threads, progress=interactive())
+
+
+def cmd_features(args: argparse.Namespace) -> None:
+    from extractors.features import I3DSettings, extract_i3d
+
+    settings = I3DSettings(
+        snippet_length=args.snippet_length, snippet_stride=args.snippet_stride,
+        short_side=args.short_side, crop=args.crop, rgb_weights=args.rgb_weights,
+        rgb_sha256=args.rgb_sha256, flow_weights=args.flow_weights,
+        flow_sha256=args.flow_sha256, seed=args.seed, batch_size=args.batch_size,
+    )
+    extract_i3d(args.plan, args.flow, args.out, settings=settings, device=args.device,
+                          threads=args.threads, progress=interactive())
+
+
+def cmd_train(args: argparse.Namespace) -> None:
+    from wtal.train import TrainSettings, train
+
+    block = _model_block(args.config, args.dataset)
+    settings = {**block.get("train", {}), **_key_values(args.set)}
+    train(args.index, args.features, args.out_model, args.out_log, model=args.model,
+                model_args=block.get("args", {}),
+                settings=_dataclass_from(TrainSettings, settings, "train settings"),
+                device=args.device, threads=args.threads, progress=interactive())
+
+
+def cmd_infer(args: argparse.Namespace) -> None:
+    from wtal.infer import InferSettings, infer
+
+    block = _model_block(args.config, args.dataset)
+    values = {**block.get("infer", {}), **_key_values(args.set)}
+    if "cas_thresholds" in values:
+        values["cas_thresholds"] = tuple(values["cas_thresholds"])
+    sub = infer(args.model, args.features, args.out, args.cas_dir,
+                settings=_dataclass_from(InferSettings, values, "infer settings"),
+                device=args.device, threads=args.threads)
+    sum(len(v) for v in sub["results"].values())
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    from wtal.evaluate import evaluate
+    from wtal.io import write_json
+
+    result = evaluate(Path(args.ground_truth), Path(args.predictions), subset=args.subset,
+                      tious=args.tiou, protocol=args.protocol)
+    if args.out:
+        write_json(args.out, result)
+    [f"{t:.2f}  {m * 100:6.2f}" for t, m in zip(result["tiou"], result["mAP"], strict=True)]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wtal", description=__doc__.split("\n\n")[0])
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("synth-demo", help="generate the synthetic demo dataset")
+    p.add_argument("out")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-validation", type=int, default=16)
+    p.add_argument("--n-test", type=int, default=8)
+    p.set_defaults(func=cmd_synth_demo)
+
+    p = sub.add_parser("index", help="index a THUMOS14-format dataset")
+    p.add_argument("--dataset-config", required=True, help="a pipeline/config/datasets/*.yaml")
+    p.add_argument("--root", help="override the config's root folder")
+    p.add_argument("--index", required=True, help="index.json to write")
+    p.add_argument("--gt", required=True, help="gt.json to write")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("decode", help="probe a video and plan its resampling")
+    p.add_argument("video")
+    p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_decode)
+
+    p = sub.add_parser("flow", help="TV-L1 flow of a decoded video")
+    p.add_argument("plan")
+    p.add_argument("--out", required=True)
+    p.add_argument("--short-side", type=int, default=256)
+    p.add_argument("--bound", type=float, default=20.0)
+    p.add_argument("--codec", choices=["jpg", "png"], default="jpg")
+    p.add_argument("--param", nargs="*", default=[], help="TV-L1 parameters as KEY=VALUE")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_flow)
+
+    p = sub.add_parser("features", help="two-stream I3D snippet features")
+    p.add_argument("plan")
+    p.add_argument("flow")
+    p.add_argument("--out", required=True)
+    p.add_argument("--snippet-length", type=int, default=16)
+    p.add_argument("--snippet-stride", type=int, default=16)
+    p.add_argument("--short-side", type=int, default=256)
+    p.add_argument("--crop", type=int, default=224)
+    p.add_argument("--rgb-weights", default="none")
+    p.add_argument("--rgb-sha256", default=None)
+    p.add_argument("--flow-weights", default="none")
+    p.add_argument("--flow-sha256", default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_features)
+
+    for name, func in (("train", cmd_train), ("infer", cmd_infer)):
+        p = sub.add_parser(name, help=f"{name} a localizer")
+        p.add_argument("--features", nargs="+", required=True, help="feature .npy files")
+        p.add_argument("--config", help="a pipeline/config/models/*.yaml")
+        p.add_argument("--dataset", help="apply the config's block for this dataset")
+        p.add_argument("--set", nargs="*", default=[], help="settings as KEY=VALUE")
+        p.add_argument("--device", default="auto")
+        p.add_argument("--threads", type=int, default=None)
+        p.set_defaults(func=func)
+        if name == "train":
+            p.add_argument("--index", required=True)
+            p.add_argument("--model", required=True, help="model name, e.g. cas_baseline")
+            p.add_argument("--out-model", required=True)
+            p.add_argument("--out-log", required=True)
+        else:
+            p.add_argument("--model", required=True, help="model.pt written by train")
+            p.add_argument("--out", required=True, help="detections.json to write")
+            p.add_argument("--cas-dir", required=True, help="folder for per-video CAS .npy")
+
+    p = sub.add_parser("eval", help="evaluate detections against ground truth")
+    p.add_argument("--ground-truth", required=True)
+    p.add_argument("--predictions", required=True)
+    p.add_argument("--protocol", default="anet", choices=["anet"])
+    p.add_argument("--subset", default="test")
+    p.add_argument("--tiou", type=float, nargs="+",
+                   default=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    p.add_argument("--out", help="map.json to write")
+    p.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``wtal`` console script."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, KeyError):
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Infer stage: CAS → thresholded segments → Soft-NMS → ``detections.json``.
+
+For each test video the trained model gives a class activation sequence (sigmoid of the CAS
+logits, (T, C)) and video-level scores. Classes whose video score reaches
+``class_threshold`` (the top class if none does) are localised: the class's CAS is min-max
+normalised, thresholded at several levels, and every maximal run of snippets above a level
+becomes a candidate. A candidate's confidence is its outer-inner contrast plus
+``video_score_weight`` times the video score. Candidates of a class go through Gaussian
+Soft-NMS (KT-MGFN Eq. (7)). Snippet indices become seconds only through the snippet grid in the
+feature sidecar (:class:`extractors.grid.SnippetGrid`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import wtal
+from extractors.features import load_features, resolve_device
+from extractors.grid import SnippetGrid
+from wtal.io import save_npy, write_json
+from wtal.models import build_model
+from wtal.postprocess import hard_nms, minmax, outer_inner_score, runs_above, soft_nms
+
+
+@dataclass(frozen=True)
+class InferSettings:
+    """Post-processing settings."""
+
+    class_threshold: float = 0.2  # localise classes whose video score reaches this
+    cas_thresholds: tuple[float, ...] = field(
+        default=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
+    )  # levels on the min-max normalised CAS
+    inflation: float = 0.25  # outer band of the outer-inner contrast, fraction of the length
+    video_score_weight: float = 0.2  # weight of the video-level score in a segment's confidence
+    nms: str = "soft"  # soft (Gaussian, Eq. 7), hard, or none
+    nms_iou: float = 0.5  # θ of Eq. (7) / IoU threshold of hard NMS
+    soft_nms_epsilon: float = 0.75  # ε of Eq. (7)
+    max_per_video: int = 100  # detections kept per video (over all classes)
+
+
+def load_model(path: str | os.PathLike[str], device: torch.device) -> tuple[Any, dict[str, Any]]:
+    """Load a checkpoint written by the train stage; returns (model in eval mode, checkpoint)."""
+    ckpt = torch.load(path, map_location="cpu", weights_only=False)
+    for key in ("model", "model_args", "in_dim", "classes", "state_dict"):
+        if key not in ckpt:
+            raise ValueError(f"{path}: not a model checkpoint of this project (no {key!r})")
+    net = build_model(
+        ckpt["model"], in_dim=ckpt["in_dim"], num_classes=len(ckpt["classes"]), **ckpt["model_args"]
+    )
+    net.load_state_dict(ckpt["state_dict"])
+    return net.to(device).eval(), ckpt
+
+
+def predict_video(
+    net: Any, ckpt: dict[str, Any], features: np.ndarray, device: torch.device
+) -> tuple[np.ndarray, np.ndarray]:
+    """CAS probabilities (T, C) and video scores (C,) of one video."""
+    norm = ckpt.get("feature_norm")
+    x = features
+    if norm is not None:
+        x = (x - norm["mean"].numpy()) / norm["std"].numpy()
+    with torch.inference_mode():
+        out = net(torch.from_numpy(x.astype(np.float32)).unsqueeze(0).to(device))
+    cas = torch.sigmoid(out.cas[0]).cpu().numpy()  # (T, C)
+    scores = torch.sigmoid(out.video_logits[0]).cpu().numpy()  # (C,)
+    return cas, scores
+
+
+def localize(
+    cas: np.ndarray,
+    video_scores: np.ndarray,
+    grid: SnippetGrid,
+    classes: Sequence[str],
+    settings: InferSettings,
+) -> list[dict[str, Any]]:
+    """Detections of one video from its CAS.
+
+    Args:
+        cas: (T, C) per-snippet class probabilities.
+        video_scores: (C,) video-level probabilities.
+        grid: the video's snippet grid (maps snippet runs to seconds).
+        classes: class names.
+        settings: post-processing settings.
+
+    Returns:
+        ActivityNet-format detections ``{"label", "score", "segment"}``, best first.
+    """
+    if cas.shape[0] != grid.n_snippets:
+        raise ValueError(f"CAS has {cas.shape[0]} snippets but the grid {grid.n_snippets}")
+    chosen = [c for c in range(len(classes)) if video_scores[c] >= settings.class_threshold]
+    if not chosen:
+        chosen = [int(np.argmax(video_scores))]
+    detections: list[dict[str, Any]] = []
+    for c in chosen:
+        seq = minmax(cas[:, c])
+        cands: dict[tuple[int, int], float] = {}
+        for level in settings.cas_thresholds:
+            for first, last in runs_above(seq, level):
+                score = outer_inner_score(cas[:, c], first, last, inflation=settings.inflation)
+                score += settings.video_score_weight * float(video_scores[c])
+                cands[(first, last)] = max(score, cands.get((first, last), -np.inf))
+        if not cands:
+            continue
+        runs = list(cands)
+        segs = torch.tensor([grid.run_to_seconds(f, la) for f, la in runs], dtype=torch.float64)
+        scores = torch.tensor([cands[r] for r in runs], dtype=torch.float64)
+        if settings.nms == "soft":
+            segs, scores = soft_nms(segs, scores, iou_threshold=settings.nms_iou,
+                                    epsilon=settings.soft_nms_epsilon)
+        elif settings.nms == "hard":
+            segs, scores = hard_nms(segs, scores, iou_threshold=settings.nms_iou)
+        elif settings.nms != "none":
+            raise ValueError(f"unknown nms {settings.nms!r} (soft, hard or none)")
+        for (s, e), sc in zip(segs.tolist(), scores.tolist(), strict=True):
+            detections.append({"label": classes[c], "score": float(sc),
+                               "segment": [round(s, 3), round(e, 3)]})
+    detections.sort(key=lambda d: -d["score"])
+    return detections[: settings.max_per_video]
+
+
+def infer(
+    model_path: str | os.PathLike[str],
+    feature_paths: Sequence[str | os.PathLike[str]],
+    detections_out: str | os.PathLike[str],
+    cas_dir: str | os.PathLike[str],
+    *,
+    settings: InferSettings,
+    device: str = "auto",
+    threads: int | None = None,
+) -> dict[str, Any]:
+    """Infer stage: write ``detections.json`` and one CAS ``.npy`` (T, C) per video."""
+    if threads is not None:
+        torch.set_num_threads(threads)
+    dev = resolve_device(device)
+    net, ckpt = load_model(model_path, dev)
+    classes = ckpt["classes"]
+    results: dict[str, list[dict[str, Any]]] = {}
+    video_scores: dict[str, dict[str, float]] = {}
+    cas_dir = Path(cas_dir)
+    cas_dir.mkdir(parents=True, exist_ok=True)
+    for path in feature_paths:
+        name = Path(path).stem
+        features, sidecar = load_features(path)
+        if features.shape[1] != ckpt["in_dim"]:
+            raise ValueError(
+                f"{path}: features are {features.shape[1]}-d, the model expects {ckpt['in_dim']}"
+            )
+        grid = SnippetGrid.from_dict(sidecar["grid"])
+        cas, scores = predict_video(net, ckpt, features, dev)
+        save_npy(cas_dir / f"{name}.npy", cas.astype(np.float32))
+        results[name] = localize(cas, scores, grid, classes, settings)
+        video_scores[name] = {c: float(s) for c, s in zip(classes, scores, strict=True)}
+    submission = {
+        "version": "VERSION 1.3",
+        "results": results,
+        "external_data": {
+            "used": False,
+            "details": f"wtal {wtal.__version__}: {ckpt['model']} on {ckpt.get('dataset')}",
+        },
+        "video_scores": video_scores,
+        "settings": asdict(settings),
+    }
+    write_json(detections_out, submission)
+    return submission

@@ -1,0 +1,34 @@
+"""A name → builder registry for the localizers (a dict, a decorator and a getter)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from torch import nn
+
+_BUILDERS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_model(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register a builder under ``name``; a second builder with the same name is an error."""
+
+    def decorator(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _BUILDERS:
+            raise ValueError(f"An entry is already registered under the name {name!r}.")
+        _BUILDERS[name] = builder
+        return builder
+
+    return decorator
+
+
+def list_models() -> list[str]:
+    """Registered model names, sorted."""
+    return sorted(_BUILDERS)
+
+
+def build_model(name: str, **kwargs: Any) -> nn.Module:
+    """Build the model registered as ``name`` with keyword arguments."""
+    if name not in _BUILDERS:
+        raise KeyError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    return _BUILDERS[name](**kwargs)

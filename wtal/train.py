@@ -1,0 +1,193 @@
+"""Train stage: fit a localizer on snippet features with video-level labels only.
+
+The only supervision read is ``index.json``'s per-video ``labels``; segment times never reach
+this module. Training is seeded and runs for a fixed number of epochs: the saved model is the
+last one, never one picked on the test subset.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+import wtal
+from extractors.features import load_features, resolve_device
+from wtal.datasets import load_index
+from wtal.io import atomic_path, write_json
+from wtal.losses import video_loss
+from wtal.models import build_model
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Optimisation settings shared by the localizers."""
+
+    epochs: int = 100  # passes over the training videos
+    batch_size: int = 16  # videos per step
+    lr: float = 1e-4  # Adam learning rate
+    weight_decay: float = 5e-4  # Adam weight decay
+    max_seqlen: int = 750  # longer sequences are randomly cropped to this many snippets
+    loss: str = "bce"  # video-level loss: bce or softmax
+    feature_norm: str = "standardize"  # standardize (train-set mean/std) or none
+    seed: int = 0  # seeds the initialisation, shuffling and cropping
+
+
+def video_name(feature_path: str | os.PathLike[str]) -> str:
+    """Video name of a feature file (its stem)."""
+    return Path(feature_path).stem
+
+
+def load_split(
+    feature_paths: Sequence[str | os.PathLike[str]], index: dict[str, Any]
+) -> tuple[list[str], list[np.ndarray], np.ndarray, list[dict[str, Any]]]:
+    """Features, multi-hot labels and sidecars of the given videos.
+
+    Returns:
+        names, features (each (T, D)), labels (N, C), sidecars.
+    """
+    classes = index["classes"]
+    names, feats, labels, sidecars = [], [], [], []
+    for path in feature_paths:
+        name = video_name(path)
+        if name not in index["videos"]:
+            raise ValueError(f"{path}: video {name!r} is not in the dataset index")
+        x, sidecar = load_features(path)
+        if feats and x.shape[1] != feats[0].shape[1]:
+            raise ValueError(f"{path}: feature dimension {x.shape[1]} differs from the others")
+        y = np.zeros(len(classes), dtype=np.float32)
+        for label in index["videos"][name]["labels"]:
+            y[classes.index(label)] = 1.0
+        names.append(name)
+        feats.append(x)
+        labels.append(y)
+        sidecars.append(sidecar)
+    if not names:
+        raise ValueError("no training videos")
+    return names, feats, np.stack(labels), sidecars
+
+
+def pad_batch(seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad (T_i, D) sequences to (B, T_max, D) with a (B, T_max) validity mask."""
+    t_max = max(len(s) for s in seqs)
+    x = np.zeros((len(seqs), t_max, seqs[0].shape[1]), dtype=np.float32)
+    mask = np.zeros((len(seqs), t_max), dtype=bool)
+    for i, s in enumerate(seqs):
+        x[i, : len(s)] = s
+        mask[i, : len(s)] = True
+    return torch.from_numpy(x), torch.from_numpy(mask)
+
+
+def train(
+    index_path: str | os.PathLike[str],
+    feature_paths: Sequence[str | os.PathLike[str]],
+    model_out: str | os.PathLike[str],
+    log_out: str | os.PathLike[str],
+    *,
+    model: str,
+    model_args: dict[str, Any],
+    settings: TrainSettings,
+    device: str = "auto",
+    threads: int | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Train stage: write ``model.pt`` and ``train.json``.
+
+    Args:
+        index_path: the index stage's ``index.json`` (labels only are used).
+        feature_paths: one feature file per training video.
+        model_out: where to save the checkpoint.
+        log_out: where to write ``train.json`` (loss curve, timing, settings).
+        model: registered model name.
+        model_args: keyword arguments of the model builder (besides in_dim and num_classes).
+        settings: optimisation settings.
+        device: ``auto``, ``cpu`` or ``cuda``.
+        threads: torch CPU threads.
+        progress: show a progress bar over epochs.
+    """
+    if threads is not None:
+        torch.set_num_threads(threads)
+    t0 = time.time()
+    index = load_index(index_path)
+    names, feats, labels, sidecars = load_split(feature_paths, index)
+    dim = feats[0].shape[1]
+    if settings.feature_norm == "standardize":
+        allx = np.concatenate(feats)
+        mean = allx.mean(axis=0)
+        std = allx.std(axis=0) + 1e-6
+    elif settings.feature_norm == "none":
+        mean, std = np.zeros(dim, np.float32), np.ones(dim, np.float32)
+    else:
+        raise ValueError(f"unknown feature_norm {settings.feature_norm!r}")
+    feats = [((x - mean) / std).astype(np.float32) for x in feats]
+
+    torch.manual_seed(settings.seed)
+    rng = np.random.default_rng(settings.seed)
+    dev = resolve_device(device)
+    net = build_model(model, in_dim=dim, num_classes=len(index["classes"]), **model_args).to(dev)
+    opt = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    y_all = torch.from_numpy(labels)
+    curve: list[float] = []
+    epochs = range(settings.epochs)
+    if progress:
+        from tqdm import tqdm
+
+        epochs = tqdm(epochs, desc=f"train {model}", unit="epoch")
+    net.train()
+    for _ in epochs:
+        order = rng.permutation(len(names))
+        losses = []
+        for lo in range(0, len(order), settings.batch_size):
+            idx = order[lo : lo + settings.batch_size]
+            seqs = []
+            for i in idx:
+                x = feats[i]
+                if len(x) > settings.max_seqlen:
+                    start = int(rng.integers(0, len(x) - settings.max_seqlen + 1))
+                    x = x[start : start + settings.max_seqlen]
+                seqs.append(x)
+            x, mask = pad_batch(seqs)
+            out = net(x.to(dev), mask.to(dev))
+            loss = video_loss(out.video_logits, y_all[idx].to(dev), kind=settings.loss)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{model}: training loss became {loss.item()}")
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+        curve.append(float(np.mean(losses)))
+    checkpoint = {
+        "model": model,
+        "model_args": model_args,
+        "in_dim": dim,
+        "classes": index["classes"],
+        "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
+        "feature_norm": {"mean": torch.from_numpy(mean), "std": torch.from_numpy(std)},
+        "train_settings": asdict(settings),
+        "feature_settings": {k: sidecars[0].get(k) for k in ("extractor", "settings", "flow")},
+        "dataset": index["dataset"],
+        "code_version": wtal.__version__,
+    }
+    with atomic_path(model_out, suffix=".pt") as tmp:
+        torch.save(checkpoint, tmp)
+    log = {
+        "model": model,
+        "dataset": index["dataset"],
+        "n_videos": len(names),
+        "videos": names,
+        "feature_dim": dim,
+        "settings": asdict(settings),
+        "model_args": model_args,
+        "loss": curve,
+        "seconds": time.time() - t0,
+        "device": str(dev),
+        "code_version": wtal.__version__,
+    }
+    write_json(log_out, log)
+    return log
