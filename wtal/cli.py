@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Sequence
@@ -63,16 +64,17 @@ def _dataclass_from(cls: type, values: dict[str, Any], source: str) -> Any:
 def cmd_synth_demo(args: argparse.Namespace) -> None:
     from wtal.demo import synthesize_demo
 
-    synthesize_demo(
+    summary = synthesize_demo(
         Path(args.out), seed=args.seed, n_validation=args.n_validation, n_test=args.n_test
     )
+    print(json.dumps(summary, indent=2))
 
 
 def cmd_index(args: argparse.Namespace) -> None:
     from wtal.datasets import index_dataset
 
     cfg = yaml.safe_load(Path(args.dataset_config).read_text())
-    index_dataset(
+    index = index_dataset(
         args.index,
         args.gt,
         dataset=cfg["name"],
@@ -81,20 +83,24 @@ def cmd_index(args: argparse.Namespace) -> None:
         fps=cfg.get("fps", 25),
         root=args.root or cfg["root"],
     )
+    print(f"indexed {len(index['videos'])} videos of {index['dataset']}")
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
     from extractors.decode import decode
 
-    decode(args.video, args.out, fps=args.fps)
+    plan = decode(args.video, args.out, fps=args.fps)
+    print(f"{args.video}: {plan.source_frames} frames at {plan.source_fps:.3f} fps, "
+          f"{plan.duration:.2f} s → {plan.n_frames} frames at {plan.fps} fps")
 
 
 def cmd_flow(args: argparse.Namespace) -> None:
     from extractors.flowstage import flow_stage
 
-    flow_stage(args.plan, args.out, bound=args.bound, codec=args.codec,
+    meta = flow_stage(args.plan, args.out, bound=args.bound, codec=args.codec,
                       params=_key_values(args.param), short_side=args.short_side,
                       threads=args.threads, progress=interactive())
+    print(f"{args.out}: {meta['n_flows']} flows of {meta['width']}x{meta['height']}")
 
 
 def cmd_features(args: argparse.Namespace) -> None:
@@ -106,8 +112,9 @@ def cmd_features(args: argparse.Namespace) -> None:
         rgb_sha256=args.rgb_sha256, flow_weights=args.flow_weights,
         flow_sha256=args.flow_sha256, seed=args.seed, batch_size=args.batch_size,
     )
-    extract_i3d(args.plan, args.flow, args.out, settings=settings, device=args.device,
-                          threads=args.threads, progress=interactive())
+    sidecar = extract_i3d(args.plan, args.flow, args.out, settings=settings,
+                          device=args.device, threads=args.threads, progress=interactive())
+    print(f"{args.out}: features of shape {tuple(sidecar['shape'])}")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -115,10 +122,11 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     block = _model_block(args.config, args.dataset)
     settings = {**block.get("train", {}), **_key_values(args.set)}
-    train(args.index, args.features, args.out_model, args.out_log, model=args.model,
+    log = train(args.index, args.features, args.out_model, args.out_log, model=args.model,
                 model_args=block.get("args", {}),
                 settings=_dataclass_from(TrainSettings, settings, "train settings"),
                 device=args.device, threads=args.threads, progress=interactive())
+    print(f"trained {args.model} on {log['n_videos']} videos; final loss {log['loss'][-1]:.4f}")
 
 
 def cmd_infer(args: argparse.Namespace) -> None:
@@ -131,7 +139,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
     sub = infer(args.model, args.features, args.out, args.cas_dir,
                 settings=_dataclass_from(InferSettings, values, "infer settings"),
                 device=args.device, threads=args.threads)
-    sum(len(v) for v in sub["results"].values())
+    n = sum(len(v) for v in sub["results"].values())
+    print(f"{args.out}: {n} detections in {len(sub['results'])} videos")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -142,7 +151,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
                       tious=args.tiou, protocol=args.protocol)
     if args.out:
         write_json(args.out, result)
-    [f"{t:.2f}  {m * 100:6.2f}" for t, m in zip(result["tiou"], result["mAP"], strict=True)]
+    rows = [f"{t:.2f}  {m * 100:6.2f}" for t, m in zip(result["tiou"], result["mAP"], strict=True)]
+    print(f"protocol {result['protocol']}, subset {args.subset}\ntIoU   mAP(%)")
+    print("\n".join(rows))
+    print(f"avg   {result['average_mAP'] * 100:6.2f}")
 
 
 def build_parser() -> argparse.ArgumentParser:
