@@ -61,16 +61,24 @@ def load_model(path: str | os.PathLike[str], device: torch.device) -> tuple[Any,
 def predict_video(
     net: Any, ckpt: dict[str, Any], features: np.ndarray, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
-    """CAS probabilities (T, C) and video scores (C,) of one video."""
+    """CAS probabilities (T, C) and video scores (C,) of one video.
+
+    A model that maps its outputs to probabilities its own way (a background class, an
+    attention-weighted CAS, a fused two-stream score) defines ``probabilities(out)`` returning
+    ``(cas (B, T, C), video_scores (B, C))`` in [0, 1]; otherwise both are sigmoids.
+    """
     norm = ckpt.get("feature_norm")
     x = features
     if norm is not None:
         x = (x - norm["mean"].numpy()) / norm["std"].numpy()
     with torch.inference_mode():
         out = net(torch.from_numpy(x.astype(np.float32)).unsqueeze(0).to(device))
-    cas = torch.sigmoid(out.cas[0]).cpu().numpy()  # (T, C)
-    scores = torch.sigmoid(out.video_logits[0]).cpu().numpy()  # (C,)
-    return cas, scores
+        probabilities = getattr(net, "probabilities", None)
+        if callable(probabilities):
+            cas_t, scores_t = probabilities(out)  # (1, T, C), (1, C)
+        else:
+            cas_t, scores_t = torch.sigmoid(out.cas), torch.sigmoid(out.video_logits)
+    return cas_t[0].cpu().numpy(), scores_t[0].cpu().numpy()  # (T, C), (C,)
 
 
 def localize(

@@ -73,6 +73,36 @@ def load_split(
     return names, feats, np.stack(labels), sidecars
 
 
+def model_loss(
+    net: torch.nn.Module,
+    out: Any,
+    labels: torch.Tensor,
+    mask: torch.Tensor,
+    *,
+    kind: str,
+    epoch: int,
+) -> tuple[torch.Tensor, dict[str, float]]:
+    """The training loss of one batch.
+
+    A model with its own objective defines ``loss(out, labels, mask, *, epoch)`` returning the
+    total loss and a dict of named parts (floats, logged per epoch in ``train.json``); every
+    other model is trained with the video-level loss ``kind`` on ``out.video_logits``.
+
+    Args:
+        net: the model.
+        out: what ``net(x, mask)`` returned.
+        labels: (B, C) multi-hot video-level labels.
+        mask: (B, T) valid snippets.
+        kind: video-level loss of the settings (bce or softmax).
+        epoch: 0-based epoch, for schedules that switch objectives.
+    """
+    custom = getattr(net, "loss", None)
+    if callable(custom):
+        return custom(out, labels, mask, epoch=epoch)
+    loss = video_loss(out.video_logits, labels, kind=kind)
+    return loss, {kind: loss.item()}
+
+
 def pad_batch(seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad (T_i, D) sequences to (B, T_max, D) with a (B, T_max) validity mask."""
     t_max = max(len(s) for s in seqs)
@@ -140,9 +170,11 @@ def train(
 
         epochs = tqdm(epochs, desc=f"train {model}", unit="epoch")
     net.train()
-    for _ in epochs:
+    parts_curve: dict[str, list[float]] = {}
+    for epoch in epochs:
         order = rng.permutation(len(names))
         losses = []
+        part_sums: dict[str, float] = {}
         for lo in range(0, len(order), settings.batch_size):
             idx = order[lo : lo + settings.batch_size]
             seqs = []
@@ -154,7 +186,10 @@ def train(
                 seqs.append(x)
             x, mask = pad_batch(seqs)
             out = net(x.to(dev), mask.to(dev))
-            loss = video_loss(out.video_logits, y_all[idx].to(dev), kind=settings.loss)
+            loss, parts = model_loss(net, out, y_all[idx].to(dev), mask.to(dev),
+                                     kind=settings.loss, epoch=epoch)
+            for name, value in parts.items():
+                part_sums[name] = part_sums.get(name, 0.0) + value
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"{model}: training loss became {loss.item()}")
             opt.zero_grad()
@@ -162,6 +197,8 @@ def train(
             opt.step()
             losses.append(loss.item())
         curve.append(float(np.mean(losses)))
+        for name, total in part_sums.items():
+            parts_curve.setdefault(name, []).append(total / len(losses))
     checkpoint = {
         "model": model,
         "model_args": model_args,
@@ -185,6 +222,7 @@ def train(
         "settings": asdict(settings),
         "model_args": model_args,
         "loss": curve,
+        "loss_parts": parts_curve,
         "seconds": time.time() - t0,
         "device": str(dev),
         "code_version": wtal.__version__,

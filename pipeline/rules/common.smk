@@ -56,13 +56,17 @@ def dataset_config(name):
 
 
 def model_config(model, dataset):
-    """Settings of ``model`` on ``dataset``: the model file, its per-dataset block, then config."""
+    """Settings of ``model`` on ``dataset``.
+
+    Later wins: the model file, its block for ``dataset``, the user's overrides for the model,
+    the user's overrides for the model on ``dataset``.
+    """
     key = (model, dataset)
     if key not in _MODEL_CACHE:
         base = _read_yaml(CONFIG_DIR / "models" / f"{model}.yaml")
         user = config["models"].get(model) or {}
-        merged = deep_merge(base, {k: v for k, v in user.items() if k != "datasets"})
-        merged = deep_merge(merged, base.get("datasets", {}).get(dataset))
+        merged = deep_merge(base, base.get("datasets", {}).get(dataset))
+        merged = deep_merge(merged, {k: v for k, v in user.items() if k != "datasets"})
         merged = deep_merge(merged, (user.get("datasets") or {}).get(dataset))
         merged.pop("datasets", None)
         merged.setdefault("name", model)
