@@ -22,9 +22,13 @@ TARGET = "results/demo/cas_baseline/map.json"
 pytestmark = pytest.mark.slow
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, override: Path | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
+    """Run the workflow on the test config (plus an ``override`` config file) in ``workdir``."""
+    configs = [str(CONFIG)] + ([str(override)] if override else [])
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile"),
-           "--directory", str(workdir), "--configfile", str(CONFIG), "--cores", "2", *args]
+           "--directory", str(workdir), "--configfile", *configs, "--cores", "2", *args]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1500)
     if check and proc.returncode != 0:
         raise AssertionError(f"{' '.join(cmd)} failed:\n{proc.stdout[-4000:]}\n"
@@ -54,8 +58,8 @@ def test_demo_produces_map(demo_run: Path) -> None:
     assert len(result["mAP"]) == 7
     assert set(result["protocols"]) >= {"anet"}
     assert 0.0 <= result["classification"]["mAP"] <= 1.0
-    # a tiny, briefly trained model still localises far above chance
-    assert result["mAP"][4] > 0.15, result["mAP"]
+    # a small demo still localises far above chance
+    assert result["mAP"][4] > 0.5, result["mAP"]
     for stage in ("decode", "flow", "features"):
         assert any((demo_run / "benchmarks" / "demo" / stage).rglob("*.tsv"))
     sidecar = next((demo_run / "work/demo/features/i3d").glob("*.json"))
@@ -78,16 +82,30 @@ def test_second_run_has_nothing_to_do(demo_run: Path) -> None:
     assert "Nothing to be done" in proc.stdout + proc.stderr
 
 
-def test_changing_a_training_parameter_reruns_only_downstream(demo_run: Path) -> None:
-    proc = snakemake(demo_run, TARGET, "--dry-run", "--config",
-                     "models={'cas_baseline': {'train': {'lr': 0.002}}}")
+def test_changing_a_training_parameter_reruns_only_downstream(
+    demo_run: Path, tmp_path: Path
+) -> None:
+    override = tmp_path / "override.yaml"
+    override.write_text("models: {cas_baseline: {train: {lr: 0.002}}}\n")
+    proc = snakemake(demo_run, TARGET, "--dry-run", override=override)
     assert planned_rules(proc.stdout) == {"train", "infer", "evaluate"}
 
 
-def test_changing_a_flow_parameter_reruns_flow_and_after(demo_run: Path) -> None:
-    proc = snakemake(demo_run, TARGET, "--dry-run", "--config",
-                     "datasets={'demo': {'flow': {'params': {'warps': 3}}}}")
+def test_changing_a_flow_parameter_reruns_flow_and_after(demo_run: Path, tmp_path: Path) -> None:
+    override = tmp_path / "override.yaml"
+    override.write_text("datasets: {demo: {flow: {params: {warps: 3}}}}\n")
+    proc = snakemake(demo_run, TARGET, "--dry-run", override=override)
     assert planned_rules(proc.stdout) == {"flow", "features", "train", "infer", "evaluate"}
+
+
+def test_invalid_setting_is_rejected_by_the_schema(demo_run: Path, tmp_path: Path) -> None:
+    override = tmp_path / "override.yaml"
+    override.write_text("models: {cas_baseline: {train: {lr: fast}}}\n")
+    proc = snakemake(demo_run, TARGET, "--dry-run", override=override, check=False)
+    assert proc.returncode != 0
+    output = proc.stdout + proc.stderr
+    assert "lr" in output
+    assert "'fast' is not of type 'number'" in output
 
 
 def test_lint_is_clean(demo_run: Path) -> None:
@@ -101,13 +119,15 @@ def test_shifted_detections_score_near_zero(demo_run: Path, tmp_path: Path) -> N
     gt = demo_run / "work/demo/gt.json"
     for dets in det["results"].values():
         for d in dets:
-            d["segment"] = [d["segment"][0] + 4.0, d["segment"][1] + 4.0]
+            d["segment"] = [d["segment"][0] + 3.0, d["segment"][1] + 3.0]
     write_json(tmp_path / "shifted.json", det)
     shifted = evaluate(gt, tmp_path / "shifted.json", subset="test", tious=[0.5])
-    assert shifted["mAP"][0] < 0.05
+    right = read_json(demo_run / TARGET)
+    assert shifted["mAP"][0] < 0.05 < 0.5 < right["mAP"][4]
 
 
-def test_wrong_fps_scores_near_zero(demo_run: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("factor", [0.4, 2.5])
+def test_wrong_fps_scores_near_zero(demo_run: Path, tmp_path: Path, factor: float) -> None:
     """Reading snippet times with the wrong frame rate must break the evaluation."""
     feats = tmp_path / "features"
     shutil.copytree(demo_run / "work/demo/features/i3d", feats)
@@ -115,11 +135,11 @@ def test_wrong_fps_scores_near_zero(demo_run: Path, tmp_path: Path) -> None:
     tests = sorted(v for v, r in index["videos"].items() if r["split"] == "test")
     for video in tests:
         side = read_json(feats / f"{video}.json")
-        side["grid"]["fps"] = side["grid"]["fps"] / 2.5  # e.g. 10 fps read for 25 fps frames
+        side["grid"]["fps"] = side["grid"]["fps"] * factor  # e.g. 10 fps read for 25 fps frames
         write_json(feats / f"{video}.json", side)
     det = tmp_path / "det.json"
     infer(demo_run / "results/demo/cas_baseline/model.pt", [feats / f"{v}.npy" for v in tests],
           det, tmp_path / "cas", settings=InferSettings(), device="cpu")
     wrong = evaluate(demo_run / "work/demo/gt.json", det, subset="test", tious=[0.5])
     right = read_json(demo_run / TARGET)
-    assert wrong["mAP"][0] < 0.05 < right["mAP"][4]
+    assert wrong["mAP"][0] < 0.05 < 0.5 < right["mAP"][4]
