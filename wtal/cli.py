@@ -248,7 +248,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, KeyError):
+    except (ValueError, FileNotFoundError, KeyError) as err:
+        print(f"wtal {args.command}: error: {err}", file=sys.stderr)
         return 2
     return 0
 

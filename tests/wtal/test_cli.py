@@ -1,0 +1,58 @@
+"""The ``wtal`` command line runs the stages by hand."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import counter_frames, write_video
+
+from wtal.cli import main
+
+
+def test_decode_flow_features_by_hand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, size=(40, 48, 64, 3), dtype=np.uint8)
+    video = write_video(tmp_path / "v.mp4", frames, fps=25.0)
+    plan, flow, feats = tmp_path / "p.json", tmp_path / "f.zip", tmp_path / "x.npy"
+    assert main(["decode", str(video), "--fps", "25", "--out", str(plan)]) == 0
+    assert "40 frames at 25.000 fps" in capsys.readouterr().out
+    assert main(["flow", str(plan), "--out", str(flow), "--short-side", "48", "--param",
+                 "nscales=1", "warps=1", "inner_iterations=2", "outer_iterations=1"]) == 0
+    assert "39 flows of 64x48" in capsys.readouterr().out
+    assert main(["features", str(plan), str(flow), "--out", str(feats), "--short-side", "48",
+                 "--crop", "32", "--snippet-length", "8", "--snippet-stride", "8",
+                 "--device", "cpu"]) == 0
+    assert "features of shape (5, 2048)" in capsys.readouterr().out
+    assert np.load(feats).shape == (5, 2048)
+
+
+def test_bad_video_exits_2_naming_the_file(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(b"\x00" * 1000)
+    assert main(["decode", str(bad), "--out", str(tmp_path / "p.json")]) == 2
+    err = capsys.readouterr().err
+    assert "broken.mp4" in err
+    assert not (tmp_path / "p.json").exists()
+
+
+def test_index_by_hand(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = tmp_path / "ds"
+    (root / "ann").mkdir(parents=True)
+    (root / "ann" / "A_val.txt").write_text("clip1 0.1 0.5\n")
+    write_video(root / "vids" / "clip1.mp4", counter_frames(25), fps=25.0)
+    cfg = tmp_path / "ds.yaml"
+    cfg.write_text(
+        "name: toy\nroot: unused\nclasses: [A]\nfps: 25\nsubsets:\n"
+        "  - {name: validation, split: train, videos: vids, annotations: ann, suffix: val}\n"
+    )
+    assert main(["index", "--dataset-config", str(cfg), "--root", str(root),
+                 "--index", str(tmp_path / "i.json"), "--gt", str(tmp_path / "g.json")]) == 0
+    assert "indexed 1 videos of toy" in capsys.readouterr().out
+
+
+def test_unknown_training_setting_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match="unknown settings"):
+        main(["train", "--index", "i.json", "--features", "x.npy", "--model", "cas_baseline",
+              "--out-model", str(tmp_path / "m.pt"), "--out-log", str(tmp_path / "t.json"),
+              "--set", "learning_rate=0.1"])
