@@ -89,11 +89,19 @@ wildcard_constraints:
 # ---- input functions -------------------------------------------------------------------------
 
 
-def synthetic_root(wildcards):
-    """The generated demo folder for a synthetic dataset; nothing for a real one."""
-    if dataset_config(wildcards.dataset)["synthetic"] is not None:
-        return f"work/{wildcards.dataset}/raw"
-    return []
+def index_inputs(wildcards):
+    """The generated folder of a synthetic dataset, or a real dataset's annotation files.
+
+    Annotation files are inputs so that editing one reruns the index and everything after it.
+    """
+    cfg = dataset_config(wildcards.dataset)
+    if cfg["synthetic"] is not None:
+        return [f"work/{wildcards.dataset}/raw"]
+    files = []
+    for subset in cfg["subsets"]:
+        folder = Path(cfg["root"]) / subset["annotations"]
+        files += sorted(str(p) for p in folder.glob(f"*_{subset['suffix']}.txt"))
+    return files
 
 
 def index_json(wildcards):

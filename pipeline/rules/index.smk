@@ -1,7 +1,7 @@
 checkpoint index:
     """Videos, subsets, durations, video-level labels; ground truth in the ActivityNet schema."""
     input:
-        synthetic_root,
+        index_inputs,
     output:
         index="work/{dataset}/index.json",
         gt="work/{dataset}/gt.json",
