@@ -144,17 +144,50 @@ def cmd_infer(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from wtal.evaluate import evaluate
+    from wtal.evaluate import DEFAULT_TIOUS, evaluate
     from wtal.io import write_json
 
-    result = evaluate(Path(args.ground_truth), Path(args.predictions), subset=args.subset,
-                      tious=args.tiou, protocol=args.protocol)
+    try:
+        result = evaluate(Path(args.ground_truth), Path(args.predictions), subset=args.subset,
+                          tious=args.tiou, protocol=args.protocol, class_list=args.class_list)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"wtal eval: error: {err}", file=sys.stderr)
+        raise
     if args.out:
         write_json(args.out, result)
-    rows = [f"{t:.2f}  {m * 100:6.2f}" for t, m in zip(result["tiou"], result["mAP"], strict=True)]
-    print(f"protocol {result['protocol']}, subset {args.subset}\ntIoU   mAP(%)")
-    print("\n".join(rows))
-    print(f"avg   {result['average_mAP'] * 100:6.2f}")
+    names = {"anet": "ActivityNet", "thumos14": "THUMOS14"}
+    counts = result["counts"]
+    tious = result["tiou"]
+    lines = [
+        f"{names[args.protocol]} protocol: {result['definition']}",
+        f"ground truth: {args.ground_truth} (subset {args.subset}: {counts['videos']} videos, "
+        f"{counts['ground_truth']} instances, {len(result['per_class'])} classes)",
+        f"predictions:  {args.predictions} ({counts['predictions']} evaluated)",
+    ]
+    if result["unknown_labels"]:
+        skipped = ", ".join(f"{k} ×{n}" for k, n in result["unknown_labels"].items())
+        lines.append(f"skipped, not a class of the ground truth: {skipped}")
+    lines += ["", f"{'tIoU':<11} {'mAP(%)':>6}"]
+    lines += [f"{t:<11.2f} {m * 100:6.2f}" for t, m in zip(tious, result["mAP"], strict=True)]
+    default = list(DEFAULT_TIOUS[args.protocol]) == tious
+    span = f"{min(tious):.2f}-{max(tious):.2f}"
+    lines.append(f"{'avg':<11} {result['average_mAP'] * 100:6.2f}  (the {len(tious)} thresholds"
+                 f" {span}{', the default' if default else ''})")
+    for name, value in result.get("averages", {}).items():
+        lines.append(f"{'avg ' + name:<11} {value * 100:6.2f}")
+    width = max([5, *(len(c) for c in result["per_class"])])
+    lines += ["", "AP(%) per class", f"{'class':<{width}}  "
+              + " ".join(f"{t:>6.2f}" for t in tious)]
+    for label, aps in result["per_class"].items():
+        lines.append(f"{label:<{width}}  " + " ".join(f"{a * 100:6.2f}" for a in aps))
+    missing = result.get("classes_without_ground_truth") or {}
+    if missing:
+        lines.append("no ground truth in the subset (left out of the mean): "
+                     + ", ".join(f"{c} ({n} detections)" for c, n in missing.items()))
+    if "classification" in result:
+        lines.append(f"\nvideo-level classification mAP(%): "
+                     f"{result['classification']['mAP'] * 100:6.2f}")
+    print("\n".join(lines))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -229,14 +262,24 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--out", required=True, help="detections.json to write")
             p.add_argument("--cas-dir", required=True, help="folder for per-video CAS .npy")
 
-    p = sub.add_parser("eval", help="evaluate detections against ground truth")
-    p.add_argument("--ground-truth", required=True)
-    p.add_argument("--predictions", required=True)
-    p.add_argument("--protocol", default="anet", choices=["anet"])
-    p.add_argument("--subset", default="test")
-    p.add_argument("--tiou", type=float, nargs="+",
-                   default=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
-    p.add_argument("--out", help="map.json to write")
+    p = sub.add_parser("eval", help="evaluate detections against ground truth",
+                       description="Detection mAP with the exact semantics of the official "
+                       "ActivityNet code (anet) or THUMOS14 MATLAB kit (thumos14).")
+    p.add_argument("--ground-truth", required=True,
+                   help="gt.json, or the official THUMOS14 annotation folder "
+                   "(<Class>_<subset>.txt, Ambiguous_<subset>.txt, detclasslist.txt)")
+    p.add_argument("--predictions", required=True,
+                   help="detections.json, or an official THUMOS14 detection text file "
+                   "('video t1 t2 classid conf' lines)")
+    p.add_argument("--protocol", default="anet", choices=["anet", "thumos14"])
+    p.add_argument("--subset", default="test",
+                   help="ground-truth subset (for a folder: the file suffix, e.g. test, val)")
+    p.add_argument("--tiou", type=float, nargs="+", default=None,
+                   help="thresholds (default: thumos14 0.1:0.1:0.7, anet 0.5:0.05:0.95)")
+    p.add_argument("--class-list", default=None,
+                   help="detclasslist.txt giving the class ids of a text predictions file "
+                   "(default: the one beside it, else the ground truth's)")
+    p.add_argument("--out", help="JSON to write (tiou, mAP, average_mAP, per_class, ...)")
     p.set_defaults(func=cmd_eval)
     return parser
 

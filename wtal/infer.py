@@ -24,6 +24,7 @@ import torch
 import wtal
 from extractors.features import load_features, resolve_device
 from extractors.grid import SnippetGrid
+from wtal.evaluate import write_thumos14_detections
 from wtal.io import save_npy, write_json
 from wtal.models import build_model
 from wtal.postprocess import hard_nms, minmax, outer_inner_score, runs_above, soft_nms
@@ -142,8 +143,15 @@ def infer(
     settings: InferSettings,
     device: str = "auto",
     threads: int | None = None,
+    thumos14_out: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
-    """Infer stage: write ``detections.json`` and one CAS ``.npy`` (T, C) per video."""
+    """Infer stage: write ``detections.json`` and one CAS ``.npy`` (T, C) per video.
+
+    With ``thumos14_out``, the detections are also written in the official THUMOS14 text
+    format (``video t1 t2 classid conf``), with class ids 1, 2, … in the model's class order
+    (the dataset's), listed in ``detclasslist.txt`` in the same folder
+    (:func:`wtal.evaluate.write_thumos14_detections`).
+    """
     if threads is not None:
         torch.set_num_threads(threads)
     dev = resolve_device(device)
@@ -176,4 +184,6 @@ def infer(
         "settings": asdict(settings),
     }
     write_json(detections_out, submission)
+    if thumos14_out is not None:
+        write_thumos14_detections(thumos14_out, results, classes)
     return submission

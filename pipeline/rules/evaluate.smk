@@ -1,5 +1,6 @@
 rule evaluate:
-    """mAP at the dataset's tIoU thresholds on the test subset → map.json."""
+    """mAP at the dataset's tIoU thresholds on the test subset → map.json: the primary protocol
+    at the top level, every protocol of the dataset's evaluation block under "protocols"."""
     input:
         gt="work/{dataset}/gt.json",
         detections="results/{dataset}/{model}/detections.json",

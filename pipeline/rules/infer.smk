@@ -1,10 +1,13 @@
 rule infer:
-    """CAS → thresholded segments → Soft-NMS → detections in the ActivityNet submission format."""
+    """CAS → thresholded segments → Soft-NMS → detections in the ActivityNet submission format
+    and in the official THUMOS14 text format (with its detclasslist.txt)."""
     input:
         model="results/{dataset}/{model}/model.pt",
         features=test_features,
     output:
         detections="results/{dataset}/{model}/detections.json",
+        thumos14="results/{dataset}/{model}/detections_thumos14.txt",
+        thumos14_classes="results/{dataset}/{model}/detclasslist.txt",
         cas=directory("results/{dataset}/{model}/cas"),
     params:
         infer=infer_params,

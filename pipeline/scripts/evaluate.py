@@ -12,6 +12,7 @@ result = evaluate(
     subset=ev["subset"],
     tious=ev["tiou"],
     protocol=ev["protocol"],
+    protocols=ev.get("protocols", []),
     dataset=snakemake.params.dataset,  # noqa: F821
     model=snakemake.params.model,  # noqa: F821
 )

@@ -14,4 +14,5 @@ infer(
     settings=InferSettings(**settings),
     device=snakemake.params.device,  # noqa: F821
     threads=snakemake.threads,  # noqa: F821
+    thumos14_out=snakemake.output.thumos14,  # noqa: F821
 )

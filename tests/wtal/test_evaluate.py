@@ -481,8 +481,9 @@ def test_evaluate_writes_documented_keys(tmp_path: Path) -> None:
     sub["video_scores"] = {"v1": {"A": 0.9, "B": 0.1}, "v2": {"A": 0.2, "B": 0.8}}
     det = write(tmp_path / "det.json", sub)
     out = evaluate(gt, det, subset="validation", tious=[0.3, 0.5], dataset="anet", model="m")
-    assert set(out) == {"dataset", "model", "protocol", "subset", "tiou", "mAP", "average_mAP",
-                        "per_class", "unknown_labels", "protocols", "classification"}
+    assert set(out) == {"dataset", "model", "protocol", "subset", "definition", "tiou", "mAP",
+                        "average_mAP", "per_class", "unknown_labels", "counts", "protocols",
+                        "classification"}
     assert (out["dataset"], out["model"], out["protocol"], out["subset"]) == (
         "anet", "m", "anet", "validation")
     assert out["tiou"] == [0.3, 0.5]
@@ -492,7 +493,9 @@ def test_evaluate_writes_documented_keys(tmp_path: Path) -> None:
     assert out["unknown_labels"] == {"Q": 1}
     assert set(out["protocols"]) == {"anet"}
     assert out["protocols"]["anet"] == {
-        k: out[k] for k in ("tiou", "mAP", "average_mAP", "per_class", "unknown_labels")}
+        k: out[k] for k in ("definition", "tiou", "mAP", "average_mAP", "per_class",
+                            "unknown_labels", "counts")}
+    assert out["counts"] == {"videos": 2, "ground_truth": 2, "predictions": 2}
     assert out["classification"] == {"mAP": 1.0}
     json.dumps(out, allow_nan=False)
 
@@ -518,5 +521,5 @@ def test_evaluate_bad_files_name_the_file(tmp_path: Path) -> None:
         "subset": "validation", "annotations": [{"segment": 3, "label": "A"}]}}})
     with pytest.raises(ValueError, match=r"badgt\.json.*'vG'"):
         evaluate(bad_gt, good_det, subset="validation", tious=[0.5])
-    with pytest.raises(ValueError, match="available: anet"):
+    with pytest.raises(ValueError, match="available: anet, thumos14"):
         evaluate(good_gt, good_det, subset="validation", tious=[0.5], protocol="thumos99")
