@@ -1,0 +1,416 @@
+"""CPMN (wtal/models/cpmn.py): cascaded classifiers, erasing, pyramid attention, loss, config."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from pathlib import Path
+
+import jsonschema
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+
+from extractors.grid import SnippetGrid
+from wtal.evaluate import evaluate
+from wtal.infer import InferSettings, infer
+from wtal.io import save_npy, write_json
+from wtal.models import build_model
+from wtal.models.cpmn import CPMN, erasing_mask, masked_minmax, upsample_repeat
+from wtal.train import TrainSettings, train
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = {"hidden": 32, "window": 8}
+
+
+def small(**kwargs: object) -> CPMN:
+    model = build_model("cpmn", in_dim=16, num_classes=3, **{**SMALL, **kwargs})
+    assert isinstance(model, CPMN)
+    return model
+
+
+def batch(t: int = 21, pad: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two videos: one of length t, one of length t - pad (padded with garbage)."""
+    x = torch.randn(2, t, 16)
+    mask = torch.ones(2, t, dtype=torch.bool)
+    mask[1, t - pad :] = False
+    x[1, t - pad :] = 100.0
+    return x, mask
+
+
+# -- shapes -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("mining", "pam"), [(False, False), (True, False), (True, True),
+                                             (False, True)])
+def test_output_shapes(mining: bool, pam: bool) -> None:
+    torch.manual_seed(0)
+    model = small(mining=mining, pam=pam)
+    x, mask = batch()
+    out = model(x, mask)
+    assert out.cas.shape == out.heatmap.shape == out.tcas_a.shape == (2, 21, 3)
+    assert out.video_logits.shape == out.logits_a.shape == (2, 3)
+    assert out.erased.shape == (2, 21)
+    assert out.erased.dtype == torch.bool
+    assert out.features.shape == (2, 21, 16)
+    assert (out.tcas_b is not None) == mining
+    assert (out.logits_b is not None) == mining
+    assert (out.logits_pam is not None) == pam
+    if not pam:
+        assert torch.equal(out.heatmap, torch.ones_like(out.heatmap))
+    if not mining:
+        assert not out.erased.any()
+        torch.testing.assert_close(out.cas, out.tcas_a)
+    cas, scores = model.probabilities(out)
+    assert cas.shape == (2, 21, 3)
+    assert scores.shape == (2, 3)
+    assert ((cas >= 0) & (cas <= 1)).all()
+    assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_probabilities_are_eq4_and_scores_use_a_and_pam() -> None:
+    torch.manual_seed(0)
+    model = small().eval()
+    out = model(torch.randn(1, 12, 16))
+    cas, scores = model.probabilities(out)
+    torch.testing.assert_close(cas, torch.sigmoid(torch.maximum(out.tcas_a, out.tcas_b))
+                               * out.heatmap)
+    torch.testing.assert_close(scores, torch.sigmoid((out.logits_a + out.logits_pam) / 2))
+    with_b = small(score_mining=True).eval()
+    with_b.load_state_dict(model.state_dict())
+    out_b = with_b(torch.zeros(1, 12, 16))
+    torch.testing.assert_close(
+        with_b.probabilities(out_b)[1],
+        torch.sigmoid((out_b.logits_a + out_b.logits_b + out_b.logits_pam) / 3))
+
+
+# -- cascaded classification module -------------------------------------------------------------
+
+
+def test_tcas_is_the_fc_weights_applied_per_snippet() -> None:
+    """Eq. (2): M_t^c = Σ_k w^c(k) Z_t(k); with GAP, s^c = mean_t M_t^c + b^c (Eq. 1)."""
+    torch.manual_seed(0)
+    model = small(mining=False, pam=False)
+    x, mask = batch()
+    out = model(x, mask)
+    clf = model.classifier_a
+    z = clf.embed(x * mask.unsqueeze(-1), mask)  # (B, T, K)
+    w = clf.fc.weight  # (C, K)
+    for b in range(2):
+        for t in range(int(mask[b].sum())):
+            for c in range(3):
+                expected = torch.dot(w[c], z[b, t])  # Σ_k w^c(k) Z_t(k)
+                torch.testing.assert_close(out.tcas_a[b, t, c], expected)
+    for b in range(2):
+        n = int(mask[b].sum())
+        torch.testing.assert_close(out.logits_a[b], out.tcas_a[b, :n].mean(0) + clf.fc.bias)
+
+
+def test_erasing_mask_hand_example() -> None:
+    tcas = torch.zeros(1, 6, 2)
+    tcas[0, :, 0] = torch.tensor([0.0, 1.0, 2.0, 3.0, 4.0, 99.0])  # last snippet is padding
+    tcas[0, :, 1] = torch.tensor([4.0, 3.0, 2.0, 1.0, 0.0, 0.0])
+    mask = torch.tensor([[True] * 5 + [False]])
+    # class 0 normalised over the valid part: 0, .25, .5, .75, 1 → above ζ = 0.4 from index 2
+    only0 = erasing_mask(tcas, mask, torch.tensor([[True, False]]), zeta=0.4)
+    assert only0.tolist() == [[False, False, True, True, True, False]]
+    # class 1: 1, .75, .5, .25, 0 → indices 0-2; the erasure is the union over target classes
+    both = erasing_mask(tcas, mask, torch.tensor([[True, True]]), zeta=0.4)
+    assert both.tolist() == [[True, True, True, True, True, False]]
+    high = erasing_mask(tcas, mask, torch.tensor([[True, False]]), zeta=0.7)
+    assert high.tolist() == [[False, False, False, True, True, False]]
+    none = erasing_mask(tcas, mask, torch.tensor([[False, False]]), zeta=0.4)
+    assert not none.any()
+    flat = erasing_mask(torch.ones(1, 4, 1), torch.ones(1, 4, dtype=torch.bool),
+                        torch.tensor([[True]]), zeta=0.4)
+    assert not flat.any()  # a constant T-CAS has no discriminative region
+
+
+def test_mining_classifier_sees_the_erased_features() -> None:
+    torch.manual_seed(0)
+    model = small(pam=False).eval()
+    x, mask = batch()
+    out = model(x, mask)
+    targets = model.predicted_targets(out.logits_a)
+    assert targets.any(dim=1).all()  # at least the top class
+    erased = erasing_mask(out.tcas_a, mask, targets, zeta=0.4)
+    assert torch.equal(out.erased, erased)
+    assert erased.any()
+    tcas_b, logits_b = model.classifier_b(model.erase(out.features, erased), mask)
+    torch.testing.assert_close(out.tcas_b, tcas_b)
+    torch.testing.assert_close(out.logits_b, logits_b)
+    torch.testing.assert_close(out.cas, torch.maximum(out.tcas_a, out.tcas_b))
+
+
+def test_loss_erases_after_the_labels_in_training() -> None:
+    """Algorithm 1: classifier B is trained on features erased after M^c(A), c ∈ ψ_v."""
+    torch.manual_seed(0)
+    model = small(pam=False, l2_weight=0.0)
+    x, mask = batch()
+    out = model(x, mask)
+    predicted = model.predicted_targets(out.logits_a)
+    labels = (~predicted).float()  # every labelled class differs from the predicted ones
+    labels[:, 0] = 1.0
+    _, parts = model.loss(out, labels, mask, epoch=0)
+    erased = erasing_mask(out.tcas_a, mask, labels > 0.5, zeta=0.4)
+    assert not torch.equal(erased, out.erased)
+    _, logits_b = model.classifier_b(model.erase(out.features, erased), mask)
+    expected = F.binary_cross_entropy_with_logits(logits_b, labels, reduction="none").sum(1)
+    assert parts["cls_b"] == pytest.approx(expected.mean().item(), rel=1e-5)
+    guided = small(pam=False, l2_weight=0.0, erase_guide="predictions")
+    guided.load_state_dict(model.state_dict())
+    _, parts_p = guided.loss(out, labels, mask, epoch=0)
+    expected_p = F.binary_cross_entropy_with_logits(out.logits_b, labels, reduction="none")
+    assert parts_p["cls_b"] == pytest.approx(expected_p.sum(1).mean().item(), rel=1e-5)
+
+
+def test_loss_parts_and_l2() -> None:
+    torch.manual_seed(0)
+    model = small()
+    x, mask = batch()
+    labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    total, parts = model.loss(model(x, mask), labels, mask, epoch=0)
+    assert set(parts) == {"cls_a", "cls_b", "pam", "l2"}
+    assert total.item() == pytest.approx(sum(parts.values()), rel=1e-5)
+    weights = [p for clf in (model.classifier_a, model.classifier_b)
+               for n, p in clf.named_parameters() if n.endswith("weight")]
+    assert len(weights) == 6  # two convolutions and the FC, twice
+    l2 = sum(float((w.detach() ** 2).sum()) for w in weights) / 2
+    assert parts["l2"] == pytest.approx(0.0025 * l2, rel=1e-5)
+
+
+# -- pyramid attention module -------------------------------------------------------------------
+
+
+def test_upsample_by_repetition() -> None:
+    k = torch.tensor([[[1.0], [2.0], [3.0]]])  # (1, 3, 1)
+    assert upsample_repeat(k, 2, 5)[0, :, 0].tolist() == [1, 1, 2, 2, 3]
+    assert upsample_repeat(k, 4, 10)[0, :, 0].tolist() == [1] * 4 + [2] * 4 + [3] * 2
+
+
+@pytest.mark.parametrize("t", [1, 2, 7, 8, 13, 21, 64, 65])
+def test_pyramid_level_lengths_and_heatmap(t: int) -> None:
+    torch.manual_seed(0)
+    model = small(mining=False, window=1)
+    pyramid = model.pam
+    assert pyramid is not None
+    x = torch.randn(1, t, 16)
+    mask = torch.ones(1, t, dtype=torch.bool)
+    maps, masks = pyramid.label_maps(x, mask)
+    lengths = [k.shape[1] for k in maps]
+    assert lengths == [t, math.ceil(t / 2), math.ceil(t / 4)]  # T_l = T / 2^(l-1)
+    assert [m.shape[1] for m in masks] == lengths
+    assert all(m.all() for m in masks)
+    logits, summed, heat = pyramid(x, mask)
+    expected = sum(k.repeat_interleave(2**i, dim=1)[:, :t] for i, k in enumerate(maps))
+    torch.testing.assert_close(summed, expected)
+    torch.testing.assert_close(heat, masked_minmax(expected, mask, flat=1.0))  # Eq. (3)
+    torch.testing.assert_close(logits, torch.stack([k.mean(1) for k in maps]).mean(0))
+    assert heat.shape == (1, t, 3)
+    if t > 1:
+        assert torch.allclose(heat.amin(1), torch.zeros(3))
+        assert torch.allclose(heat.amax(1), torch.ones(3))
+    else:  # one snippet: nothing to normalise, the attention is neutral
+        assert torch.equal(heat, torch.ones_like(heat))
+
+
+def test_max_pooling_levels() -> None:
+    torch.manual_seed(0)
+    pyramid = small(mining=False).pam
+    assert pyramid is not None
+    x = torch.arange(5.0).reshape(1, 5, 1).repeat(1, 1, 16)
+    captured: list[torch.Tensor] = []
+    hooks = [conv.register_forward_hook(lambda _m, i, _o: captured.append(i[0]))
+             for conv in pyramid.lateral]
+    pyramid.label_maps(x, torch.ones(1, 5, dtype=torch.bool))
+    for h in hooks:
+        h.remove()
+    assert [c[0, 0].tolist() for c in captured] == [[0, 1, 2, 3, 4], [1, 3, 4], [3, 4]]
+
+
+def test_pyramid_on_windows_equals_whole_video() -> None:
+    """The paper's sliding windows (aligned, multiples of 2^(levels-1)) = one pass."""
+    torch.manual_seed(0)
+    pyramid = small(mining=False, window=8).pam
+    assert pyramid is not None
+    x = torch.randn(1, 21, 16)
+    _, whole, _ = pyramid(x, torch.ones(1, 21, dtype=torch.bool))
+    parts = []
+    for lo in range(0, 21, 8):
+        w = x[:, lo : lo + 8]
+        parts.append(pyramid(w, torch.ones(w.shape[:2], dtype=torch.bool))[1])
+    torch.testing.assert_close(whole, torch.cat(parts, dim=1))
+
+
+def test_short_inputs_are_padded_to_a_window_without_changing_outputs() -> None:
+    torch.manual_seed(0)
+    windowed = small(window=64).eval()
+    plain = small(window=1).eval()
+    plain.load_state_dict(windowed.state_dict())
+    x = torch.randn(1, 11, 16)
+    a, b = windowed(x), plain(x)
+    assert a.heatmap.shape == (1, 11, 3)
+    torch.testing.assert_close(a.heatmap, b.heatmap)
+    torch.testing.assert_close(a.logits_pam, b.logits_pam)
+
+
+# -- masking, streams, resizing -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs", [{}, {"mining": False, "pam": False}, {"pam": False}])
+def test_padding_does_not_change_the_valid_part(kwargs: dict[str, object]) -> None:
+    torch.manual_seed(0)
+    model = small(**kwargs).eval()
+    x, mask = batch(t=21, pad=8)
+    both = model(x, mask)
+    alone = model(x[1:, :13])
+    for name in ("logits_a", "logits_b", "logits_pam", "video_logits"):
+        if getattr(alone, name) is not None:
+            torch.testing.assert_close(getattr(both, name)[1:], getattr(alone, name))
+    for name in ("cas", "heatmap", "tcas_a"):
+        torch.testing.assert_close(getattr(both, name)[1:, :13], getattr(alone, name))
+    assert not both.erased[1, 13:].any()
+    assert (both.features[1, 13:] == 0).all()
+    torch.testing.assert_close(model.probabilities(both)[0][1:, :13],
+                               model.probabilities(alone)[0])
+
+
+@pytest.mark.parametrize(("stream", "kept"), [("rgb", slice(0, 8)), ("flow", slice(8, 16))])
+def test_stream_selects_feature_columns(stream: str, kept: slice) -> None:
+    torch.manual_seed(0)
+    model = small(stream=stream).eval()
+    assert model.classifier_a.convs[0].in_channels == 8
+    x = torch.randn(1, 10, 16)
+    other = x.clone()
+    dropped = slice(8, 16) if kept.start == 0 else slice(0, 8)
+    other[..., dropped] = torch.randn(1, 10, 8)
+    torch.testing.assert_close(model(x).cas, model(other).cas)
+    changed = x.clone()
+    changed[..., kept] += 1.0
+    assert not torch.allclose(model(x).cas, model(changed).cas)
+
+
+def test_invalid_arguments() -> None:
+    with pytest.raises(ValueError, match="stream"):
+        small(stream="depth")
+    with pytest.raises(ValueError, match="even"):
+        build_model("cpmn", in_dim=15, num_classes=2, stream="rgb")
+    with pytest.raises(ValueError, match="erase_guide"):
+        small(erase_guide="random")
+
+
+def test_resize_returns_the_input_length() -> None:
+    torch.manual_seed(0)
+    model = small(resize=8)
+    x, mask = batch(t=21, pad=8)
+    out = model(x, mask)
+    assert out.cas.shape == out.heatmap.shape == (2, 21, 3)
+    assert out.tcas_a.shape == (2, 8, 3)
+    assert out.mask.all()
+    assert (out.cas[1, 13:] == 0).all()
+    loss, _ = model.loss(out, torch.tensor([[1.0, 0, 0], [0, 1, 0]]), mask, epoch=0)
+    loss.backward()
+
+
+# -- training -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"mining": False, "pam": False},  # table 3: original T-CAS
+    {"mining": True, "pam": False},  # + mining T-CAS
+    {"mining": True, "pam": True},  # + PAM (CPMN)
+    {"stream": "flow", "erase_guide": "predictions"},
+    {"resize": 8, "stream": "rgb"},
+])
+def test_each_switch_trains_one_step(kwargs: dict[str, object]) -> None:
+    torch.manual_seed(0)
+    model = small(**kwargs)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = [p.detach().clone() for p in model.parameters()]
+    x, mask = batch()
+    labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
+    loss, parts = model.loss(model(x, mask), labels, mask, epoch=0)
+    assert torch.isfinite(loss)
+    assert ("cls_b" in parts) == model.mining
+    assert ("pam" in parts) == model.use_pam
+    opt.zero_grad()
+    loss.backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in model.parameters())
+    opt.step()
+    assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+
+
+CLASSES = ["A", "B", "C"]
+FPS, LENGTH = 25.0, 16
+
+
+def planted(root: Path, n: int, seed: int, prefix: str) -> tuple[list[Path], dict, dict]:
+    """Feature files with a class-specific direction added inside known snippet runs."""
+    rng = np.random.default_rng(seed)
+    directions = np.random.default_rng(7).normal(size=(len(CLASSES), 32)) * 2.0
+    paths, videos, gt = [], {}, {}
+    for i in range(n):
+        t = int(rng.integers(30, 45))
+        x = rng.normal(size=(t, 32)).astype(np.float32)
+        c = int(rng.integers(len(CLASSES)))
+        first = int(rng.integers(3, t - 12))
+        length = int(rng.integers(5, 9))
+        x[first : first + length] += directions[c]
+        name = f"{prefix}_{i:03d}"
+        grid = SnippetGrid(fps=FPS, n_frames=t * LENGTH, length=LENGTH, stride=LENGTH)
+        save_npy(root / f"{name}.npy", x)
+        write_json(root / f"{name}.json", {"shape": list(x.shape), "grid": grid.to_dict(),
+                                           "extractor": "synthetic"})
+        paths.append(root / f"{name}.npy")
+        subset = "validation" if prefix == "tr" else "test"
+        videos[name] = {"labels": [CLASSES[c]], "subset": subset,
+                        "split": "train" if prefix == "tr" else "test"}
+        span = [first * LENGTH / FPS, (first + length) * LENGTH / FPS]
+        gt[name] = {"subset": subset, "annotations": [{"segment": span, "label": CLASSES[c]}]}
+    return paths, videos, gt
+
+
+def test_short_training_on_planted_features(tmp_path: Path) -> None:
+    tr, tr_videos, tr_gt = planted(tmp_path, 24, 1, "tr")
+    te, te_videos, te_gt = planted(tmp_path, 9, 2, "te")
+    write_json(tmp_path / "index.json", {"dataset": "toy", "classes": CLASSES,
+                                         "videos": {**tr_videos, **te_videos}})
+    write_json(tmp_path / "gt.json", {"database": {**tr_gt, **te_gt}})
+    log = train(tmp_path / "index.json", tr, tmp_path / "model.pt", tmp_path / "train.json",
+                model="cpmn", model_args={"hidden": 32, "window": 16},
+                settings=TrainSettings(epochs=30, batch_size=8, lr=1e-3, weight_decay=0.0,
+                                       max_seqlen=32, seed=0),
+                device="cpu")
+    parts = log["loss_parts"]
+    assert set(parts) == {"cls_a", "cls_b", "pam", "l2"}
+    assert log["loss"][-1] < 0.6 * log["loss"][0]
+    assert parts["cls_a"][-1] < 0.3 * parts["cls_a"][0]
+    assert parts["pam"][-1] < 0.8 * parts["pam"][0]
+    assert parts["cls_b"][-1] < parts["cls_b"][0]  # B only sees what A's regions leave
+    infer(tmp_path / "model.pt", te, tmp_path / "det.json", tmp_path / "cas",
+          settings=InferSettings(cas_thresholds=(0.2,), nms="hard", nms_iou=0.3), device="cpu")
+    result = evaluate(tmp_path / "gt.json", tmp_path / "det.json", subset="test", tious=[0.3])
+    assert result["mAP"][0] > 0.5, result
+
+
+# -- configuration ------------------------------------------------------------------------------
+
+
+def test_config_is_valid_and_builds() -> None:
+    config = yaml.safe_load((ROOT / "pipeline/config/models/cpmn.yaml").read_text())
+    schema = yaml.safe_load((ROOT / "pipeline/schemas/model.schema.yaml").read_text())
+    jsonschema.validate(config, schema)
+    assert config["name"] == "cpmn"
+    for block in [config, *config["datasets"].values()]:
+        assert {f.name for f in fields(TrainSettings)} >= set(block.get("train", {}))
+        assert {f.name for f in fields(InferSettings)} >= set(block.get("infer", {}))
+        args = {**config["args"], **block.get("args", {})}
+        model = build_model("cpmn", in_dim=2048, num_classes=4, **args)
+        assert isinstance(model, CPMN)
+    train_block = config["train"]
+    assert (train_block["batch_size"], train_block["max_seqlen"]) == (16, 64)
+    assert (config["args"]["zeta"], config["args"]["l2_weight"]) == (0.4, 0.0025)
+    assert config["infer"]["cas_thresholds"] == [0.2]
+    assert config["datasets"]["activitynet13"]["args"]["resize"] == 64

@@ -1,0 +1,460 @@
+"""``ecm``: Equivalent Classification Mapping (Zhao, Han, Yang, Zhang; IEEE TPAMI).
+
+One classifier Φ (three temporal convolutions, kernels 3, 3, 1) is learned by two streams:
+
+* the *pre-classification* stream classifies every snippet (the class activation sequence,
+  CAS) and pools the CAS with a top-k mean (k = T/8) into the video score s^e;
+* the *post-classification* stream first aggregates the snippet features with category-specific
+  weights, then classifies the aggregated features with the same Φ into s^o (action weights
+  W^a) and s̃^o (background weights W^b = 1 − W^a).
+
+The *equivalent weight-transition module* turns the CAS into W^a (a k=1 convolution over the
+CAS, then a sigmoid). Section 3.1's *three-fold interleaved split* makes the aggregated input
+three long, so that Φ's kernel-3 layers see the same structure as on snippets: snippets
+t ≡ j (mod 3) form fold j, each fold gives one weighted feature per class, and class c's three
+features form a length-3 sequence fed to Φ whose output channel c is Φ_c.
+
+::
+
+    x (B, T, D) ── Φ ──▶ CAS (B, T, C) ── top-k mean (k = ⌈T/8⌉) ──▶ s^e logits (B, C)
+                          │
+                          └─ Conv1d(C→C, 1) ─ sigmoid ─▶ W^a (B, T, C),  W^b = 1 − W^a
+                                                          │
+    x (B, T, D) ── three-fold weighted sums per class ◀───┘  f^a, f^b (B, C, 3, D)
+               ── Φ (same weights) per class c: channel c, mean of 3 ─▶ s^o, s̃^o logits (B, C)
+
+    L = L_cls,e + L_cls,o + α L_c2c + β L_a2c                                      (Eq. 5)
+
+Readings of what the paper leaves open (each a builder argument):
+
+* Classification scores are softmax probabilities over the C classes: L_cls,e and L_cls,o are
+  the cross-entropy against the L1-normalised labels (Sec. 3.5); Eq. 3 and the τ = 0.25 class
+  rejection read the same softmax scores (``scores="softmax"``; ``"sigmoid"`` swaps in the
+  per-class binary cross-entropy, which is not the paper's).
+* Eq. 4 is a binary cross-entropy over k positive and k negative entries, each the output of
+  one sub-classifier Φ_c on one feature: by default its probabilities are sigmoids
+  (``a2c_activation="sigmoid"``). With softmax scores (``"softmax"``), lowering s̃^o_k raises
+  the absent classes' scores on background-weighted features; on the demo that flattened the
+  CAS.
+* The weighted sums of Eq. 1 / Eq. 2 are divided by the fold's snippet count
+  (``aggregation="length"``): still linear in the features, with a scale that does not grow
+  with T. ``"weights"`` divides by the weight sum, ``"none"`` keeps Eq. 1's raw sum.
+* Φ_c's score of a class's length-3 sequence is the mean of its three outputs.
+* The video score used at inference is the softmax of the mean of the two streams' logits
+  (c2c makes them agree); the weight-transition input is the CAS logits.
+
+At inference the CAS of the classifier is min-max normalised along time (Sec. 3.5) and handed
+to the generic localiser (``wtal.infer``).
+
+Padded snippets (``mask`` False) influence nothing: they are zeroed before every temporal
+convolution (so a padded batch equals the unpadded videos with the convolutions' own zero
+padding), left out of the top-k mean, and get zero aggregation weight.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from wtal.losses import multilabel_bce, multilabel_softmax_ce
+from wtal.models.cas_baseline import temporal_pool
+from wtal.models.registry import register_model
+
+
+class ECMOutput(NamedTuple):
+    """What ECM gives for a batch (stream outputs are None when the stream is switched off)."""
+
+    cas: Tensor  # (B, T, C) snippet class logits of Φ (Φ_pre when not shared)
+    video_logits: Tensor  # (B, C) mean of the enabled streams' video logits (s^e, s^o)
+    pre_logits: Tensor | None  # (B, C) s^e logits: top-k mean of the CAS
+    post_logits: Tensor | None  # (B, C) s^o logits: Φ_c on the action-weighted features
+    post_bg_logits: Tensor | None  # (B, C) s̃^o logits: Φ_c on the background-weighted features
+    action_weights: Tensor | None  # (B, T, C) W^a in [0, 1], 0 at padding
+    mask: Tensor  # (B, T) valid snippets
+
+
+# ---- building blocks --------------------------------------------------------------------------
+
+
+class TemporalClassifier(nn.Module):
+    """Φ: Conv1d(D→H, 3) ─ ReLU ─ Dropout ─ Conv1d(H→H, 3) ─ ReLU ─ Dropout ─ Conv1d(H→C, 1)."""
+
+    def __init__(self, *, in_dim: int, num_classes: int, hidden: int, dropout: float) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv1d(in_dim, hidden, 3, padding=1)
+        self.conv2 = nn.Conv1d(hidden, hidden, 3, padding=1)
+        self.head = nn.Conv1d(hidden, num_classes, 1)
+        self.drop = nn.Dropout(dropout)
+
+    def embed(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """The two kernel-3 layers: x (N, D, L), mask (N, L) → (N, H, L), zero at padding."""
+        m = None if mask is None else mask.unsqueeze(1).to(x.dtype)  # (N, 1, L)
+        if m is not None:
+            x = x * m
+        h = self.drop(F.relu(self.conv1(x)))  # (N, H, L)
+        if m is not None:
+            h = h * m
+        h = self.drop(F.relu(self.conv2(h)))  # (N, H, L)
+        if m is not None:
+            h = h * m
+        return h
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """Per-position class logits: x (N, D, L) → (N, C, L)."""
+        return self.head(self.embed(x, mask))
+
+    def per_class(self, feats: Tensor) -> Tensor:
+        """Sub-classifier Φ_c on class c's own sequence: feats (B, C, L, D) → (B, C, L) logits.
+
+        Equals running Φ on each class's (L, D) sequence and keeping output channel c, without
+        computing the C − 1 unused channels.
+        """
+        b, c, length, d = feats.shape
+        h = self.embed(feats.reshape(b * c, length, d).transpose(1, 2))  # (B·C, H, L)
+        h = h.reshape(b, c, -1, length)  # (B, C, H, L)
+        w = self.head.weight[:, :, 0]  # (C, H)
+        return torch.einsum("bchl,ch->bcl", h, w) + self.head.bias[None, :, None]  # (B, C, L)
+
+
+def three_fold_aggregate(
+    x: Tensor,
+    weights: Tensor,
+    mask: Tensor,
+    *,
+    folds: int = 3,
+    normalize: str = "length",
+    eps: float = 1e-6,
+) -> Tensor:
+    """Category-specific aggregated features with the interleaved split of Sec. 3.1 (Fig. 3).
+
+    Snippet t goes to fold t mod ``folds`` ("sampling every three snippets"); within fold j,
+    class c's feature is the weighted sum of Eq. 1 / Eq. 2, Σ_{t ∈ j} w_{c,t} f_t, divided by
+
+    * ``length`` (default): the fold's number of valid snippets, a constant, so the feature is
+      still Eq. 1's linear weighted sum, only with a scale that does not grow with T;
+    * ``weights``: Σ_{t ∈ j} w_{c,t}, a convex combination of the fold's snippets; a fold
+      without weight gives a zero feature;
+    * ``none``: nothing (Eq. 1 literally; its scale grows with T).
+
+    Args:
+        x: (B, T, D) snippet features.
+        weights: (B, T, C) aggregation weights (W^a or W^b).
+        mask: (B, T) valid snippets; padded ones get zero weight.
+        folds: number of interleaved folds (3 in the paper, to fit Φ's kernel 3).
+        normalize: ``weights``, ``length`` or ``none`` (see above).
+        eps: added to the denominators.
+
+    Returns:
+        (B, C, folds, D): for each class, its ``folds`` features in fold order.
+    """
+    t = torch.arange(x.shape[1], device=x.device)
+    onehot = F.one_hot(t % folds, folds).to(x.dtype)  # (T, F)
+    w = weights * mask.unsqueeze(-1).to(weights.dtype)  # (B, T, C)
+    wf = w.unsqueeze(-1) * onehot[None, :, None, :]  # (B, T, C, F)
+    x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
+    num = torch.einsum("btcf,btd->bcfd", wf, x)  # (B, C, F, D)
+    if normalize == "weights":
+        den = wf.sum(dim=1)  # (B, C, F)
+    elif normalize == "length":
+        den = (mask.to(x.dtype).unsqueeze(-1) * onehot).sum(dim=1).unsqueeze(1)  # (B, 1, F)
+    elif normalize == "none":
+        return num
+    else:
+        raise ValueError(f"unknown normalize {normalize!r} (weights, length or none)")
+    return num / (den.unsqueeze(-1) + eps)
+
+
+def masked_minmax(cas: Tensor, mask: Tensor) -> Tensor:
+    """Min-max normalise (B, T, C) along time over the valid snippets; padding and constant
+    sequences become 0."""
+    m = mask.unsqueeze(-1)  # (B, T, 1)
+    lo = cas.masked_fill(~m, float("inf")).amin(dim=1, keepdim=True)  # (B, 1, C)
+    hi = cas.masked_fill(~m, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, C)
+    span = hi - lo
+    ok = span > 1e-12
+    out = (cas - lo) / torch.where(ok, span, torch.ones_like(span))
+    return torch.where(m & ok, out, torch.zeros_like(out)).clamp(0.0, 1.0)
+
+
+# ---- losses (Sec. 3.3–3.5) --------------------------------------------------------------------
+
+
+def class_scores(video_logits: Tensor, *, scores: str = "softmax") -> Tensor:
+    """Video logits (B, C) → classification scores: ``softmax`` over the classes (the paper's
+    reading) or an independent ``sigmoid`` per class."""
+    if scores == "softmax":
+        return F.softmax(video_logits, dim=1)
+    if scores == "sigmoid":
+        return torch.sigmoid(video_logits)
+    raise ValueError(f"unknown scores {scores!r} (softmax or sigmoid)")
+
+
+def classification_loss(video_logits: Tensor, labels: Tensor, *, scores: str = "softmax") -> Tensor:
+    """L_cls,e / L_cls,o (Sec. 3.5), averaged over the batch: with ``softmax`` scores (the
+    paper), the cross-entropy between the softmax and the L1-normalised multi-hot labels; with
+    ``sigmoid`` scores (not the paper), the per-class binary cross-entropy on the labels."""
+    if scores == "softmax":
+        return multilabel_softmax_ce(video_logits, labels)
+    if scores == "sigmoid":
+        return multilabel_bce(video_logits, labels)
+    raise ValueError(f"unknown scores {scores!r} (softmax or sigmoid)")
+
+
+def c2c_loss(pre_logits: Tensor, post_logits: Tensor, *, scores: str = "softmax") -> Tensor:
+    """L_c2c (Eq. 3): (1/C) Σ_i (s^e_i − s^o_i)² on the classification scores, averaged over
+    videos."""
+    s_e = class_scores(pre_logits, scores=scores)  # (B, C)
+    s_o = class_scores(post_logits, scores=scores)  # (B, C)
+    return ((s_e - s_o) ** 2).mean(dim=1).mean()
+
+
+def a2c_loss(
+    post_logits: Tensor, post_bg_logits: Tensor, labels: Tensor, *, activation: str = "sigmoid"
+) -> Tensor:
+    """L_a2c (Eq. 4): −1/(2k) [Σ_i log s^o_{k_i} + Σ_i log(1 − s̃^o_{k_i})] over the k labelled
+    classes of each video, averaged over the videos with at least one label.
+
+    Eq. 4 is a binary cross-entropy over k positive (s^o) and k negative (s̃^o) entries, each
+    the output of one sub-classifier Φ_c on one feature; ``activation`` says how a logit
+    becomes that probability:
+
+    * ``sigmoid`` (default): s = σ(z), each entry an independent presence probability; only
+      the labelled classes' sub-classifiers are trained.
+    * ``softmax``: s = softmax over the C classes (the scores of L_cls). log(1 − s̃_c) is then
+      logsumexp over the other classes minus logsumexp over all; note that lowering s̃_k this
+      way *raises* the other classes' scores on the background-weighted features.
+    """
+    pos = labels > 0  # (B, C)
+    if activation == "sigmoid":
+        log_s = F.logsigmoid(post_logits)  # log s^o, (B, C)
+        log_not = F.logsigmoid(-post_bg_logits)  # log(1 − s̃^o), (B, C)
+    elif activation == "softmax":
+        log_s = F.log_softmax(post_logits, dim=1)  # (B, C)
+        z = post_bg_logits
+        eye = torch.eye(z.shape[1], dtype=torch.bool, device=z.device)  # (C, C)
+        others = z.unsqueeze(1).masked_fill(eye, float("-inf"))  # (B, C, C): row c without c
+        log_not = torch.logsumexp(others, dim=2) - torch.logsumexp(z, dim=1, keepdim=True)
+    else:
+        raise ValueError(f"unknown a2c activation {activation!r} (sigmoid or softmax)")
+    k = pos.sum(dim=1)  # (B,)
+    terms = torch.where(pos, log_s + log_not, torch.zeros_like(log_s)).sum(dim=1)  # (B,)
+    has = k > 0
+    if not bool(has.any()):
+        return post_logits.sum() * 0.0
+    return (-terms[has] / (2 * k[has].to(terms.dtype))).mean()
+
+
+# ---- the model --------------------------------------------------------------------------------
+
+
+class ECM(nn.Module):
+    """Pre- and post-classification streams sharing one classifier (Fig. 2)."""
+
+    def __init__(
+        self,
+        *,
+        in_dim: int,  # feature dimension D (2048 for two-stream I3D)
+        num_classes: int,  # C (at least 2 with softmax scores)
+        hidden: int = 512,  # channels of Φ's two kernel-3 layers (not given in the paper)
+        dropout: float = 0.7,  # dropout after Φ's kernel-3 layers (not given in the paper)
+        topk_ratio: float = 0.125,  # k = ⌈T/8⌉ of the top-k mean (Sec. 4.1)
+        pre_stream: bool = True,  # table 4 "Pre-Cls"
+        post_stream: bool = True,  # table 4 "Post-Cls"
+        shared_classifier: bool = True,  # table 4: one Φ for both streams (ECM) or two
+        a2c: bool = True,  # table 4 "+L_a2c" (needs the post stream)
+        c2c: bool = True,  # table 4 "+L_c2c" (needs both streams)
+        alpha: float = 0.05,  # weight of L_c2c (Eq. 5)
+        beta: float = 5.0,  # weight of L_a2c (Eq. 5)
+        class_specific_weights: bool = True,  # False: one class-agnostic W^a (Sec. 4.3 variant)
+        folds: int = 3,  # interleaved folds of the post stream (Sec. 3.1)
+        a2c_activation: str = "sigmoid",  # probabilities of Eq. 4: sigmoid or softmax
+        aggregation: str = "length",  # what Eq. 1 / 2 sums are divided by: length, weights, none
+        scores: str = "softmax",  # class scores of L_cls, Eq. 3 and τ: softmax (paper) or sigmoid
+    ) -> None:
+        super().__init__()
+        if scores not in {"softmax", "sigmoid"}:
+            raise ValueError(f"unknown scores {scores!r} (softmax or sigmoid)")
+        if num_classes < 2 and (scores == "softmax" or a2c_activation == "softmax"):
+            raise ValueError("softmax scores need at least 2 classes")
+        if not (pre_stream or post_stream):
+            raise ValueError("ECM needs at least one of pre_stream and post_stream")
+        if c2c and not (pre_stream and post_stream):
+            raise ValueError("c2c (Eq. 3) compares the two streams: it needs both")
+        if a2c and not post_stream:
+            raise ValueError("a2c (Eq. 4) is a loss of the post-classification stream")
+        if not shared_classifier and not (pre_stream and post_stream):
+            raise ValueError("shared_classifier=False only makes sense with both streams")
+        if folds < 1:
+            raise ValueError("folds must be at least 1")
+        if aggregation not in {"weights", "length", "none"}:
+            raise ValueError(f"unknown aggregation {aggregation!r} (weights, length or none)")
+        if a2c_activation not in {"sigmoid", "softmax"}:
+            raise ValueError(f"unknown a2c_activation {a2c_activation!r} (sigmoid or softmax)")
+        self.num_classes = num_classes
+        self.topk_ratio = topk_ratio
+        self.pre_stream = pre_stream
+        self.post_stream = post_stream
+        self.shared_classifier = shared_classifier
+        self.use_a2c = a2c
+        self.use_c2c = c2c
+        self.alpha = alpha
+        self.beta = beta
+        self.folds = folds
+        self.a2c_activation = a2c_activation
+        self.aggregation = aggregation
+        self.scores = scores
+        self.classifier = TemporalClassifier(
+            in_dim=in_dim, num_classes=num_classes, hidden=hidden, dropout=dropout
+        )
+        self.post_classifier: TemporalClassifier | None = None
+        self.transition: nn.Conv1d | None = None
+        if post_stream:
+            if not shared_classifier:
+                self.post_classifier = TemporalClassifier(
+                    in_dim=in_dim, num_classes=num_classes, hidden=hidden, dropout=dropout
+                )
+            out_channels = num_classes if class_specific_weights else 1
+            self.transition = nn.Conv1d(num_classes, out_channels, 1)
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> ECMOutput:
+        """Args: x (B, T, D) features; mask (B, T) valid snippets (default: all)."""
+        if mask is None:
+            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        mask = mask.bool()
+        x = x.masked_fill(~mask.unsqueeze(-1), 0.0)  # (B, T, D)
+        cas = self.classifier(x.transpose(1, 2), mask).transpose(1, 2)  # (B, T, C)
+        pre_logits = post_logits = post_bg_logits = action_weights = None
+        stream_logits = []
+        if self.pre_stream:
+            pre_logits = temporal_pool(cas, mask, pooling="topk", topk_ratio=self.topk_ratio)
+            stream_logits.append(pre_logits)  # (B, C)
+        if self.post_stream:
+            assert self.transition is not None
+            m = mask.unsqueeze(-1).to(cas.dtype)  # (B, T, 1)
+            wa = torch.sigmoid(self.transition(cas.transpose(1, 2))).transpose(1, 2)  # (B, T, C')
+            action_weights = wa.expand(-1, -1, self.num_classes) * m  # (B, T, C)
+            agg = {"folds": self.folds, "normalize": self.aggregation}
+            feats = [three_fold_aggregate(x, action_weights, mask, **agg)]
+            if self.use_a2c:
+                background_weights = (1.0 - action_weights) * m  # W^b = 1 − W^a, (B, T, C)
+                feats.append(three_fold_aggregate(x, background_weights, mask, **agg))
+            phi = self.post_classifier if self.post_classifier is not None else self.classifier
+            logits = phi.per_class(torch.cat(feats, dim=0)).mean(dim=2)  # (n·B, C)
+            post_logits = logits[: x.shape[0]]  # (B, C)
+            if self.use_a2c:
+                post_bg_logits = logits[x.shape[0] :]  # (B, C)
+            stream_logits.append(post_logits)
+        video_logits = torch.stack(stream_logits).mean(dim=0)  # (B, C)
+        return ECMOutput(cas=cas, video_logits=video_logits, pre_logits=pre_logits,
+                         post_logits=post_logits, post_bg_logits=post_bg_logits,
+                         action_weights=action_weights, mask=mask)
+
+    def loss(
+        self, out: ECMOutput, labels: Tensor, mask: Tensor, *, epoch: int
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Eq. 5: L_cls,e + L_cls,o + α L_c2c + β L_a2c (terms of switched-off parts left out).
+
+        ``mask`` is already applied in ``forward``; ``epoch`` is unused (no schedule).
+        """
+        del mask, epoch
+        total = out.video_logits.new_zeros(())
+        parts: dict[str, float] = {}
+        if out.pre_logits is not None:
+            term = classification_loss(out.pre_logits, labels, scores=self.scores)
+            total = total + term
+            parts["cls_e"] = term.item()
+        if out.post_logits is not None:
+            term = classification_loss(out.post_logits, labels, scores=self.scores)
+            total = total + term
+            parts["cls_o"] = term.item()
+        if self.use_c2c and out.pre_logits is not None and out.post_logits is not None:
+            term = c2c_loss(out.pre_logits, out.post_logits, scores=self.scores)
+            total = total + self.alpha * term
+            parts["c2c"] = term.item()
+        if self.use_a2c and out.post_logits is not None and out.post_bg_logits is not None:
+            term = a2c_loss(out.post_logits, out.post_bg_logits, labels,
+                            activation=self.a2c_activation)
+            total = total + self.beta * term
+            parts["a2c"] = term.item()
+        return total, parts
+
+    def probabilities(self, out: ECMOutput) -> tuple[Tensor, Tensor]:
+        """Inference scores (Sec. 3.5): the CAS min-max normalised along time over the valid
+        snippets, (B, T, C) in [0, 1], and the video scores (B, C) that τ rejects."""
+        return masked_minmax(out.cas, out.mask), class_scores(out.video_logits, scores=self.scores)
+
+
+def frame_accuracy(
+    cas: np.ndarray, video_scores: np.ndarray, frame_labels: np.ndarray, *, tau: float = 0.25
+) -> tuple[int, int]:
+    """Table 6's frame accuracy of one video: classes with a video score under ``tau`` are
+    rejected (the best class is kept if none passes), each snippet is predicted as the
+    arg-max of the kept classes' CAS, and background snippets are not counted.
+
+    Args:
+        cas: (T, C) CAS (any monotone per-snippet scores; only the arg-max matters).
+        video_scores: (C,) video-level scores.
+        frame_labels: (T,) class index per snippet, −1 for background.
+        tau: class rejection threshold (0.25 in the paper).
+
+    Returns:
+        (correct, counted) snippets; sum both over videos and divide for the dataset accuracy.
+    """
+    kept = np.flatnonzero(video_scores >= tau)
+    if kept.size == 0:
+        kept = np.array([int(np.argmax(video_scores))])
+    pred = kept[np.argmax(cas[:, kept], axis=1)]  # (T,)
+    action = frame_labels >= 0
+    return int((pred[action] == frame_labels[action]).sum()), int(action.sum())
+
+
+@register_model("ecm")
+def ecm(
+    *,
+    in_dim: int,
+    num_classes: int,
+    hidden: int = 512,
+    dropout: float = 0.7,
+    topk_ratio: float = 0.125,
+    pre_stream: bool = True,
+    post_stream: bool = True,
+    shared_classifier: bool = True,
+    a2c: bool = True,
+    c2c: bool = True,
+    alpha: float = 0.05,
+    beta: float = 5.0,
+    class_specific_weights: bool = True,
+    folds: int = 3,
+    a2c_activation: str = "sigmoid",
+    aggregation: str = "length",
+    scores: str = "softmax",
+) -> ECM:
+    """Build ECM; the switches reproduce table 4's rows (see ``pipeline/config/models/ecm.yaml``).
+
+    pre only: ``post_stream=False, a2c=False, c2c=False``; post only: ``pre_stream=False,
+    a2c=False, c2c=False``; shared: ``a2c=False, c2c=False``; +L_a2c: ``c2c=False``;
+    not shared: ``shared_classifier=False``; full ECM: the defaults.
+    """
+    return ECM(
+        in_dim=in_dim,
+        num_classes=num_classes,
+        hidden=hidden,
+        dropout=dropout,
+        topk_ratio=topk_ratio,
+        pre_stream=pre_stream,
+        post_stream=post_stream,
+        shared_classifier=shared_classifier,
+        a2c=a2c,
+        c2c=c2c,
+        alpha=alpha,
+        beta=beta,
+        class_specific_weights=class_specific_weights,
+        folds=folds,
+        a2c_activation=a2c_activation,
+        aggregation=aggregation,
+        scores=scores,
+    )

@@ -1,0 +1,841 @@
+"""``kt_mgfn``: the Transferable-Knowledge-based Multi-Granularity Fusion Network (Su et al. 2020).
+
+Four modules over snippet features, each switchable for the paper's ablation (table V):
+
+* **MDCM** (multi-dilated convolution module, ``mdcm``): a base net of two temporal
+  convolutions, then branches with dilation rates 1, 2, 3, 5, each a dilated temporal
+  convolution → GAP → FC classifier trained with sigmoid cross-entropy on the video labels.
+  Applying each FC to every time step gives the branch's localisation sequence (CAM); the fused
+  sequence is ``H = H0 + mean_i Hi`` (H0: dilation 1, Hi: the dilated branches). Off: the d = 1
+  branch only, ``H = H0`` (the "simple CAS").
+* **CCM** (cascaded classification module with Online Adversarial Erasing, ``ccm``): a second
+  classifier of the same architecture sees the input with the snippets of the first stage's
+  discriminative regions erased (set to 0, the mean of standardised features): per class, the
+  first stage's ``H`` is min-max normalised over the video and snippets at or above
+  ξ_era = 0.8 are erased (:func:`erase_mask`). Cascaded CAS ``H_cas = max(H, H̄)``.
+* **KTM** (knowledge transfer module, ``ktm``): β · MMD² with a Gaussian kernel (Eq. 3,
+  :func:`mmd2`) between the GAP-layer representations of trimmed and untrimmed videos of the
+  same class. The trimmed representations come from a separately trained trimmed branch and are
+  passed to :meth:`KTMGFN.loss` (see :class:`TrimmedReps`); without them the term is off.
+* **BRM** (boundary regression module, ``brm``): three temporal convolutions (128 filters,
+  k = 3) and a 2M-filter convolution predict ``(p_x, p_w)`` for M anchor scales at every
+  position; inner segment ``r_x = t_x + t_w·p_x``, ``r_w = t_w·exp(p_w)``, outer segment
+  inflated by γ·r_w on each side (:func:`decode_anchors`); trained with α · the
+  Outer-Inner-Contrastive loss (Eq. 2, :func:`outer_inner_contrast`) on the enhanced CAS of the
+  video's classes with the paper's anchor filtering (:func:`select_anchors`); scored
+  proposals ``p_conf = p_act · p_oic · p_class`` (Eq. 5-6) by :meth:`KTMGFN.proposals`.
+
+::
+
+    x (B, T, D) ─┬─ stage 1: base(2 × Conv1d k3) ─┬─ Conv1d d=1 ─ ReLU ─▶ F0 ─ FC ─▶ H0 (B, T, C)
+                 │                                ├─ Conv1d d=2 ─ ReLU ─▶ F1 ─ FC ─▶ H1
+                 │                                ├─ Conv1d d=3 ─ ReLU ─▶ F2 ─ FC ─▶ H2
+                 │                                └─ Conv1d d=5 ─ ReLU ─▶ F3 ─ FC ─▶ H3
+                 │        H = H0 + mean(H1, H2, H3); video logits per branch = GAP(Hi)
+                 │        embedding = [GAP(F0), …, GAP(F3)] (B, 4·hidden)  → KTM (MMD²)
+                 │                 │ erase snippets where minmax(H[:, :, k]) ≥ ξ_era
+                 ├─ x ⊙ (1 − erased) ─ stage 2 (same architecture, own weights) ─▶ H̄
+                 │        cas = max(H, H̄) (B, T, C) ─ GAP ─▶ video_logits (B, C)
+                 └─ BRM: 3 × (Conv1d 128 k3 ─ ReLU) ─ Conv1d 2M k3 ─▶ (p_x, p_w) (B, T, M, 2)
+                          anchors (t + ½, scale) → inner [s, e], outer [S, E] → OIC on a(cas)
+
+Coordinates of segments are continuous snippet units: snippet ``t`` covers ``[t, t + 1)`` and
+an anchor at position ``t`` is centred at ``t_x = t + 0.5``; ``SnippetGrid.index_to_seconds``
+maps these coordinates to seconds. The activation ``a_k(t)`` used by the BRM, ``p_act`` and
+:meth:`KTMGFN.probabilities` is the enhanced CAS of class k min-max normalised over the video
+(``activation="minmax"``, the scale the erasing threshold reads) or its sigmoid.
+
+KTM API, for the pipeline task that adds trimmed clips (§III.D):
+
+1. train the trimmed branch, a ``kt_mgfn`` with the same ``hidden`` / ``dilations`` / ``mdcm``
+   and ``brm: false``, on the trimmed clips' features with their class labels;
+2. ``reps = TrimmedReps(torch.cat([trimmed_net.eval().embed(x_i) for x_i in clips]),
+   labels)``, each ``x_i`` (1, T_i, D) standardised as the trimmed branch was trained, labels
+   (N, C) multi-hot in the untrimmed dataset's class order;
+3. train the untrimmed model with ``net.loss(out, labels, mask, epoch=e, trimmed=reps)``, or
+   call ``net.set_trimmed(reps)`` once and keep the generic loop unchanged. The loss parts say
+   ``kt_on = 1`` and ``kt_classes`` (classes shared by the batch and the clips); with no
+   representations the KTM is off, logged once, ``kt_on = 0``.
+
+Training schedule (§IV.A): the BRM term joins the objective from epoch ``brm_start_epoch``
+(30 in the paper, of 100). The paper also drops the learning rate from 1e-3 to 1e-4 at that
+epoch; the learning rate belongs to the generic training loop (``wtal.train``), which has a
+single constant rate.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from wtal.losses import multilabel_bce
+from wtal.models.cas_baseline import temporal_pool
+from wtal.models.registry import register_model
+from wtal.postprocess import soft_nms
+
+logger = logging.getLogger(__name__)
+
+THUMOS14_ANCHORS = (1, 2, 4, 8, 16, 32)  # anchor lengths in snippets (§IV.A)
+ACTIVITYNET_ANCHORS = (4, 8, 16, 32, 64, 128)
+
+
+class KTMGFNOutput(NamedTuple):
+    """What :class:`KTMGFN` gives for a batch."""
+
+    cas: Tensor  # (B, T, C) enhanced CAS logits, max over stages of H0 + mean_i Hi
+    video_logits: Tensor  # (B, C) temporal pooling (GAP by default) of ``cas``
+    stage_cas: Tensor  # (B, S, T, C) fused localisation sequence H of each stage (S = 1 or 2)
+    branch_logits: Tensor  # (B, S, NB, C) video logits of every branch classifier
+    embedding: Tensor  # (B, R) GAP-layer representation of stage 1 (branches concatenated)
+    erased: Tensor  # (B, T) bool, snippets erased from the input of stage 2
+    regression: Tensor | None  # (B, T, M, 2) BRM (p_x, p_w); None without the BRM
+    mask: Tensor  # (B, T) bool, valid snippets
+
+
+class TrimmedReps(NamedTuple):
+    """GAP-layer representations of trimmed clips, the knowledge transferred by the KTM.
+
+    ``embeddings`` are what a converged trimmed branch gives (``KTMGFN.embed`` of a ``kt_mgfn``
+    trained on the trimmed clips with the same ``hidden``/``dilations``/``mdcm``); they are
+    constants for the untrimmed model.
+    """
+
+    embeddings: Tensor  # (N, R) one row per trimmed clip
+    labels: Tensor  # (N, C) multi-hot classes of the clips (the untrimmed dataset's classes)
+
+
+class Proposals(NamedTuple):
+    """Scored segments of one video, from the BRM (Eq. 5-6)."""
+
+    segments: Tensor  # (N, 2) [start, end) in continuous snippet units
+    scores: Tensor  # (N,) p_conf (after Soft-NMS when asked for)
+    classes: Tensor  # (N,) long class indices
+
+
+# --------------------------------------------------------------------------------------------
+# Pure functions (tested on hand numbers)
+# --------------------------------------------------------------------------------------------
+
+
+def fuse_branches(branch_cas: Tensor) -> Tensor:
+    """``H = H0 + mean_i Hi`` over the dilated branches; ``H0`` alone with one branch.
+
+    Args:
+        branch_cas: (..., NB, T, C) localisation sequences, branch 0 the undilated one.
+
+    Returns:
+        (..., T, C).
+    """
+    if branch_cas.shape[-3] == 1:
+        return branch_cas[..., 0, :, :]
+    return branch_cas[..., 0, :, :] + branch_cas[..., 1:, :, :].mean(dim=-3)
+
+
+def minmax_over_time(cas: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-video, per-class min-max normalisation over the valid snippets.
+
+    Args:
+        cas: (B, T, C) scores; mask: (B, T) valid snippets.
+
+    Returns:
+        ``(normalised (B, T, C) in [0, 1], flat (B, 1, C))``; a constant sequence (``flat``)
+        becomes zeros. Differentiable in ``cas``.
+    """
+    m = mask.unsqueeze(-1)  # (B, T, 1)
+    lo = cas.masked_fill(~m, float("inf")).amin(dim=1, keepdim=True)  # (B, 1, C)
+    hi = cas.masked_fill(~m, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, C)
+    span = hi - lo
+    flat = ~(span > 1e-6)  # also catches videos with no valid snippet (inf - inf)
+    safe_lo = torch.where(flat, torch.zeros_like(lo), lo)
+    safe_span = torch.where(flat, torch.ones_like(span), span)
+    norm = ((cas - safe_lo) / safe_span).clamp(0.0, 1.0)
+    return torch.where(flat, torch.zeros_like(norm), norm), flat
+
+
+def erase_mask(cas: Tensor, mask: Tensor, classes: Tensor, *, threshold: float) -> Tensor:
+    """Online Adversarial Erasing: the snippets a first-stage CAS finds discriminative.
+
+    For every class in ``classes`` the CAS is min-max normalised over the video's valid
+    snippets; snippets at or above ``threshold`` (ξ_era) for any of these classes are erased.
+    A constant CAS has no discriminative region and erases nothing.
+
+    Args:
+        cas: (B, T, C) first-stage localisation sequence (any monotone scale: logits here).
+        mask: (B, T) valid snippets.
+        classes: (B, C) bool, the classes whose regions are erased.
+        threshold: ξ_era in [0, 1].
+
+    Returns:
+        (B, T) bool, True where the second stage sees erased features.
+    """
+    norm, flat = minmax_over_time(cas, mask)  # (B, T, C), (B, 1, C)
+    hit = (norm >= threshold) & ~flat & mask.unsqueeze(-1) & classes.unsqueeze(1)  # (B, T, C)
+    return hit.any(dim=-1)
+
+
+def gaussian_kernel(a: Tensor, b: Tensor, *, sigma: float | Tensor) -> Tensor:
+    """``k(a_i, b_j) = exp(-‖a_i − b_j‖² / (2σ²))``; a (N, R), b (M, R) → (N, M)."""
+    d2 = (a.unsqueeze(1) - b.unsqueeze(0)).pow(2).sum(-1)  # (N, M)
+    return torch.exp(-d2 / (2.0 * sigma**2))
+
+
+def median_bandwidth(t: Tensor, u: Tensor) -> Tensor:
+    """σ of the median heuristic: the median distance between distinct pooled samples (no grad);
+    1 when all samples coincide."""
+    z = torch.cat([t, u]).detach()
+    d = torch.cdist(z, z)
+    off = d[~torch.eye(len(z), dtype=torch.bool, device=z.device)]
+    if off.numel() == 0:
+        return torch.ones((), dtype=z.dtype, device=z.device)
+    med = off.median()
+    return torch.where(med > 1e-12, med, torch.ones_like(med))
+
+
+def mmd2(t: Tensor, u: Tensor, *, sigma: float | None = None) -> Tensor:
+    """Squared Maximum Mean Discrepancy with a Gaussian kernel, Eq. (3) (biased estimator).
+
+    ``mean k(t_i, t_j) + mean k(u_i, u_j) − 2 mean k(t_i, u_j)``.
+
+    Args:
+        t: (N_T, R) trimmed-video representations.
+        u: (N_U, R) untrimmed-video representations of the same class.
+        sigma: kernel bandwidth; None: the median heuristic (:func:`median_bandwidth`).
+    """
+    s = median_bandwidth(t, u) if sigma is None else sigma
+    return (gaussian_kernel(t, t, sigma=s).mean() + gaussian_kernel(u, u, sigma=s).mean()
+            - 2.0 * gaussian_kernel(t, u, sigma=s).mean())
+
+
+def decode_anchors(
+    regression: Tensor, scales: Sequence[float] | Tensor, *, inflation: float,
+    max_log_scale: float = 5.0,
+) -> tuple[Tensor, Tensor]:
+    """Anchors adjusted by the BRM's regression values, and their inflated outer boundaries.
+
+    Anchor ``(t, m)`` has centre ``t_x = t + 0.5`` and length ``t_w = scales[m]``;
+    ``r_x = t_x + t_w·p_x``, ``r_w = t_w·exp(p_w)``; inner ``[s, e] = r_x ∓ r_w / 2``; outer
+    ``[S, E] = [s − γ·r_w, e + γ·r_w]``.
+
+    Args:
+        regression: (..., T, M, 2) ``(p_x, p_w)``.
+        scales: M anchor lengths in snippets.
+        inflation: γ.
+        max_log_scale: ``p_w`` is clamped to ±this before the exponential (overflow guard).
+
+    Returns:
+        ``(inner, outer)``, each (..., T, M, 2) ``[start, end]`` in snippet units, unclipped.
+    """
+    n_t = regression.shape[-3]
+    t_w = torch.as_tensor(scales, dtype=regression.dtype, device=regression.device)  # (M,)
+    t_x = torch.arange(n_t, dtype=regression.dtype, device=regression.device) + 0.5  # (T,)
+    t_x = t_x.unsqueeze(-1)  # (T, 1)
+    p_x = regression[..., 0]  # (..., T, M)
+    p_w = regression[..., 1].clamp(-max_log_scale, max_log_scale)
+    r_x = t_x + t_w * p_x
+    r_w = t_w * torch.exp(p_w)
+    s, e = r_x - r_w / 2, r_x + r_w / 2
+    inner = torch.stack([s, e], dim=-1)
+    outer = torch.stack([s - inflation * r_w, e + inflation * r_w], dim=-1)
+    return inner, outer
+
+
+def _integral(act: Tensor, x: Tensor, lengths: Tensor) -> Tensor:
+    """``∫_0^x a(t) dt`` of the piecewise-constant activation (snippet i on [i, i + 1)).
+
+    Args:
+        act: (P, T) activations.
+        x: (P, K) positions, already clipped to [0, length].
+        lengths: (P,) valid snippets (≥ 1).
+
+    Returns:
+        (P, K), differentiable in ``act`` and ``x``.
+    """
+    cum = F.pad(act.cumsum(dim=1), (1, 0))  # (P, T + 1)
+    last = (lengths - 1).clamp(min=0).unsqueeze(1)  # (P, 1)
+    i = torch.minimum(x.detach().floor().long(), last)  # (P, K)
+    frac = x - i.to(x.dtype)
+    return cum.gather(1, i) + act.gather(1, i) * frac
+
+
+def outer_inner_contrast(
+    act: Tensor, inner: Tensor, outer: Tensor, lengths: Tensor, *, eps: float = 1e-4
+) -> tuple[Tensor, Tensor]:
+    """Outer-Inner-Contrastive loss, Eq. (2): mean activation of ``[S, s) ∪ [e, E)`` minus the
+    mean activation of ``[s, e)``, on the piecewise-constant activation sequence.
+
+    Boundaries are clipped to the valid part ``[0, length]``; with integer boundaries this is
+    the paper's sums over inclusive snippet ranges (lengths ``e − s + 1``). An outer band
+    clipped away entirely counts as zero activation.
+
+    Args:
+        act: (P, T) activations of one class each.
+        inner: (P, K, 2) inner segments [s, e].
+        outer: (P, K, 2) outer segments [S, E].
+        lengths: (P,) valid snippets.
+
+    Returns:
+        ``(oic, inner_mean)``, each (P, K); ``inner_mean`` is p_act of Eq. (5).
+    """
+    top = lengths.to(act.dtype).unsqueeze(1)  # (P, 1)
+
+    def clip(v: Tensor) -> Tensor:
+        return torch.minimum(v.clamp(min=0.0), top)
+
+    s, e = clip(inner[..., 0]), clip(inner[..., 1])
+    big_s, big_e = clip(outer[..., 0]), clip(outer[..., 1])
+    big_s, big_e = torch.minimum(big_s, s), torch.maximum(big_e, e)
+    area_in = _integral(act, e, lengths) - _integral(act, s, lengths)
+    area_all = _integral(act, big_e, lengths) - _integral(act, big_s, lengths)
+    len_in = e - s
+    len_out = (big_e - big_s) - len_in
+    inner_mean = area_in / len_in.clamp(min=eps)
+    outer_mean = torch.where(len_out > eps, (area_all - area_in) / len_out.clamp(min=eps),
+                             torch.zeros_like(area_in))
+    return outer_mean - inner_mean, inner_mean
+
+
+def select_anchors(
+    oic: Tensor, act: Tensor, valid: Tensor, *, min_activation: float, max_oic: float
+) -> tuple[Tensor, Tensor]:
+    """The paper's anchor filtering (§III.E), computed without gradients.
+
+    Positions with activation below ``min_activation`` lose all their anchors; of the M anchors
+    of each remaining position only the lowest-OIC one is kept; kept anchors with OIC above
+    ``max_oic`` are removed.
+
+    Args:
+        oic: (P, T, M) OIC loss of every anchor.
+        act: (P, T) activation at each anchor's position.
+        valid: (P, T) bool, real (not padded) positions.
+        min_activation: 0.1 in the paper.
+        max_oic: −0.3 in the paper.
+
+    Returns:
+        ``(best, keep)``: (P, T) long index of the kept scale, (P, T) bool kept.
+    """
+    with torch.no_grad():
+        best_oic, best = oic.min(dim=-1)  # (P, T)
+        keep = valid & (act >= min_activation) & (best_oic <= max_oic)
+    return best, keep
+
+
+# --------------------------------------------------------------------------------------------
+# Modules
+# --------------------------------------------------------------------------------------------
+
+
+class DilatedClassifier(nn.Module):
+    """One classification stage: base net, dilated branches, GAP → FC per branch (MDCM)."""
+
+    def __init__(
+        self, *, in_dim: int, num_classes: int, hidden: int, kernel_size: int,
+        dilations: Sequence[int], dropout: float,
+    ) -> None:
+        super().__init__()
+        pad = kernel_size // 2
+        self.base = nn.Sequential(
+            nn.Conv1d(in_dim, hidden, kernel_size, padding=pad), nn.ReLU(), nn.Dropout(dropout),
+            nn.Conv1d(hidden, hidden, kernel_size, padding=pad), nn.ReLU(), nn.Dropout(dropout),
+        )
+        self.branches = nn.ModuleList(
+            nn.Sequential(
+                nn.Conv1d(hidden, hidden, kernel_size, dilation=d, padding=d * pad),
+                nn.ReLU(), nn.Dropout(dropout),
+            )
+            for d in dilations
+        )
+        self.fcs = nn.ModuleList(nn.Linear(hidden, num_classes) for _ in dilations)
+
+    def forward(
+        self, x: Tensor, mask: Tensor, *, pooling: str, topk_ratio: float
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Args: x (B, T, D); mask (B, T).
+
+        Returns:
+            branch CAS (B, NB, T, C), branch video logits (B, NB, C), GAP features (B, NB, H).
+        """
+        h = self.base(x.transpose(1, 2))  # (B, H, T)
+        m = mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
+        n = mask.sum(dim=1).clamp(min=1).to(x.dtype).unsqueeze(-1)  # (B, 1)
+        cas, logits, gaps = [], [], []
+        for branch, fc in zip(self.branches, self.fcs, strict=True):
+            f = branch(h).transpose(1, 2)  # (B, T, H)
+            gaps.append((f * m).sum(dim=1) / n)  # (B, H)
+            c = fc(f)  # (B, T, C): the FC applied at every time step (CAM)
+            cas.append(c)
+            logits.append(temporal_pool(c, mask, pooling=pooling, topk_ratio=topk_ratio))
+        return torch.stack(cas, 1), torch.stack(logits, 1), torch.stack(gaps, 1)
+
+
+class BoundaryRegressor(nn.Module):
+    """BRM head: ``layers`` × (Conv1d(hidden, k) → ReLU), then Conv1d(2M, k) → (p_x, p_w)."""
+
+    def __init__(
+        self, *, in_dim: int, num_scales: int, hidden: int = 128, kernel_size: int = 3,
+        num_layers: int = 3,
+    ) -> None:
+        super().__init__()
+        pad = kernel_size // 2
+        layers: list[nn.Module] = []
+        channels = in_dim
+        for _ in range(num_layers):
+            layers += [nn.Conv1d(channels, hidden, kernel_size, padding=pad), nn.ReLU()]
+            channels = hidden
+        self.body = nn.Sequential(*layers)
+        self.out = nn.Conv1d(channels, 2 * num_scales, kernel_size, padding=pad)
+        # start close to the anchors themselves (p_x ≈ p_w ≈ 0)
+        nn.init.normal_(self.out.weight, std=0.01)
+        nn.init.zeros_(self.out.bias)
+        self.num_scales = num_scales
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x (B, T, D) → (B, T, M, 2) regression values ``(p_x, p_w)``."""
+        y = self.out(self.body(x.transpose(1, 2)))  # (B, 2M, T)
+        b, _, t = y.shape
+        return y.view(b, self.num_scales, 2, t).permute(0, 3, 1, 2)  # (B, T, M, 2)
+
+
+class KTMGFN(nn.Module):
+    """KT-MGFN: cascaded dilated classification block, knowledge transfer, boundary regression."""
+
+    def __init__(
+        self,
+        *,
+        in_dim: int,
+        num_classes: int,
+        hidden: int = 512,
+        kernel_size: int = 3,
+        dropout: float = 0.5,
+        pooling: str = "mean",
+        topk_ratio: float = 0.125,
+        activation: str = "minmax",
+        mdcm: bool = True,
+        dilations: Sequence[int] = (1, 2, 3, 5),
+        ccm: bool = True,
+        erase_threshold: float = 0.8,
+        erase_class_threshold: float = 0.5,
+        ktm: bool = True,
+        beta: float = 10.0,
+        kt_sigma: float | None = None,
+        brm: bool = False,
+        anchor_scales: Sequence[float] = THUMOS14_ANCHORS,
+        brm_hidden: int = 128,
+        brm_layers: int = 3,
+        inflation: float = 0.25,
+        alpha: float = 10.0,
+        brm_start_epoch: int = 30,
+        min_activation: float = 0.1,
+        max_oic: float = -0.3,
+        oic_reduction: str = "sum",
+        oic_through_cas: bool = False,
+        score_act: bool = True,
+        score_oic: bool = True,
+        score_class: bool = True,
+    ) -> None:
+        super().__init__()
+        if pooling not in {"mean", "topk"}:
+            raise ValueError(f"unknown pooling {pooling!r} (mean or topk)")
+        if activation not in {"minmax", "sigmoid"}:
+            raise ValueError(f"unknown activation {activation!r} (minmax or sigmoid)")
+        if oic_reduction not in {"sum", "mean"}:
+            raise ValueError(f"unknown oic_reduction {oic_reduction!r} (sum or mean)")
+        dilations = tuple(int(d) for d in dilations)
+        if not dilations:
+            raise ValueError("dilations: at least one branch")
+        if not mdcm:
+            dilations = dilations[:1]  # the undilated branch only: H = H0
+        self.dilations = dilations
+        self.num_classes = num_classes
+        self.pooling, self.topk_ratio, self.activation = pooling, topk_ratio, activation
+        stage_args = dict(in_dim=in_dim, num_classes=num_classes, hidden=hidden,
+                          kernel_size=kernel_size, dilations=dilations, dropout=dropout)
+        self.stages = nn.ModuleList([DilatedClassifier(**stage_args)])
+        if ccm:
+            self.stages.append(DilatedClassifier(**stage_args))
+        self.erase_threshold = erase_threshold
+        self.erase_class_threshold = erase_class_threshold
+        self.ktm, self.beta, self.kt_sigma = ktm, beta, kt_sigma
+        self.anchor_scales = tuple(float(s) for s in anchor_scales)
+        self.brm = (BoundaryRegressor(in_dim=in_dim, num_scales=len(self.anchor_scales),
+                                      hidden=brm_hidden, kernel_size=kernel_size,
+                                      num_layers=brm_layers) if brm else None)
+        self.inflation, self.alpha, self.brm_start_epoch = inflation, alpha, brm_start_epoch
+        self.min_activation, self.max_oic = min_activation, max_oic
+        self.oic_reduction, self.oic_through_cas = oic_reduction, oic_through_cas
+        self.score_act, self.score_oic, self.score_class = score_act, score_oic, score_class
+        self.embedding_dim = hidden * len(dilations)
+        self._trimmed: TrimmedReps | None = None
+        self._kt_off_logged = False
+
+    # ---------------------------------------------------------------- forward
+
+    def _stage(self, i: int, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        return self.stages[i](x, mask, pooling=self.pooling, topk_ratio=self.topk_ratio)
+
+    def forward(
+        self, x: Tensor, mask: Tensor | None = None, *, labels: Tensor | None = None
+    ) -> KTMGFNOutput:
+        """Args:
+            x: (B, T, D) features.
+            mask: (B, T) valid snippets (default: all).
+            labels: (B, C) video labels choosing the classes whose regions are erased for stage
+                2; without them (the generic training loop, inference) the classes predicted by
+                stage 1 (probability ≥ ``erase_class_threshold``, and always the top one).
+        """
+        if mask is None:
+            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        cas1, logits1, gap1 = self._stage(0, x, mask)  # (B,NB,T,C), (B,NB,C), (B,NB,H)
+        h1 = fuse_branches(cas1)  # (B, T, C)
+        stage_cas, branch_logits = [h1], [logits1]
+        erased = torch.zeros_like(mask)
+        if len(self.stages) > 1:
+            with torch.no_grad():
+                if labels is not None:
+                    classes = labels > 0.5
+                else:
+                    video = temporal_pool(h1, mask, pooling=self.pooling,
+                                          topk_ratio=self.topk_ratio)  # (B, C)
+                    classes = torch.sigmoid(video) >= self.erase_class_threshold
+                    classes |= F.one_hot(video.argmax(dim=1), video.shape[1]).bool()
+                erased = erase_mask(h1.detach(), mask, classes, threshold=self.erase_threshold)
+            x2 = x.masked_fill(erased.unsqueeze(-1), 0.0)  # (B, T, D)
+            cas2, logits2, _ = self._stage(1, x2, mask)
+            stage_cas.append(fuse_branches(cas2))
+            branch_logits.append(logits2)
+        stacked = torch.stack(stage_cas, dim=1)  # (B, S, T, C)
+        cas = stacked.amax(dim=1)  # (B, T, C): H_cas = max(H, H̄)
+        video_logits = temporal_pool(cas, mask, pooling=self.pooling, topk_ratio=self.topk_ratio)
+        regression = self.brm(x) if self.brm is not None else None  # (B, T, M, 2)
+        return KTMGFNOutput(
+            cas=cas, video_logits=video_logits, stage_cas=stacked,
+            branch_logits=torch.stack(branch_logits, dim=1), embedding=gap1.flatten(1),
+            erased=erased, regression=regression, mask=mask,
+        )
+
+    def activations(self, cas: Tensor, mask: Tensor) -> Tensor:
+        """The activation sequence ``a_k(t)`` in [0, 1] of CAS logits (B, T, C) → (B, T, C).
+
+        ``activation="minmax"``: each class's CAS min-max normalised over the video's valid
+        snippets (the scale of the erasing threshold, so that ξ_era, the 0.1 activation floor
+        and the −0.3 OIC ceiling all refer to one [0, 1] scale); ``"sigmoid"``: σ(cas), which
+        saturates once GAP-trained logits grow large.
+        """
+        if self.activation == "sigmoid":
+            return torch.sigmoid(cas)
+        return minmax_over_time(cas, mask)[0]
+
+    def probabilities(self, out: KTMGFNOutput) -> tuple[Tensor, Tensor]:
+        """Enhanced CAS activations (B, T, C) (see :meth:`activations`) and video scores σ of
+        the pooled CAS (B, C), both in [0, 1]."""
+        return self.activations(out.cas, out.mask), torch.sigmoid(out.video_logits)
+
+    @torch.no_grad()
+    def embed(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
+        """GAP-layer representation (B, R) of stage 1, as the trimmed branch provides for the
+        KTM (call on a trimmed-branch model in eval mode)."""
+        if mask is None:
+            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        return self._stage(0, x, mask)[2].flatten(1)
+
+    # ---------------------------------------------------------------- KTM
+
+    def set_trimmed(self, trimmed: TrimmedReps | None) -> None:
+        """Keep trimmed-branch representations for :meth:`loss` calls that pass none (so the
+        generic training loop can run with the KTM on). Not saved in the state dict."""
+        if trimmed is not None and trimmed.embeddings.shape[1] != self.embedding_dim:
+            raise ValueError(f"trimmed representations are {trimmed.embeddings.shape[1]}-d, "
+                             f"this model's GAP layer gives {self.embedding_dim}")
+        self._trimmed = trimmed
+
+    def knowledge_transfer(
+        self, embedding: Tensor, labels: Tensor, trimmed: TrimmedReps
+    ) -> tuple[Tensor, int]:
+        """Mean over classes present on both sides of MMD²(trimmed_c, untrimmed_c), Eq. (3).
+
+        Args:
+            embedding: (B, R) untrimmed representations.
+            labels: (B, C) their labels.
+            trimmed: the trimmed branch's representations.
+
+        Returns:
+            ``(L_KT, number of classes compared)``; 0 when no class is shared.
+        """
+        if trimmed.embeddings.shape[1] != embedding.shape[1]:
+            raise ValueError(f"trimmed representations are {trimmed.embeddings.shape[1]}-d, "
+                             f"the untrimmed ones {embedding.shape[1]}")
+        t_all = trimmed.embeddings.to(embedding)
+        t_lab = trimmed.labels.to(embedding.device) > 0.5
+        u_lab = labels > 0.5
+        terms = []
+        for c in range(labels.shape[1]):
+            tc, uc = t_all[t_lab[:, c]], embedding[u_lab[:, c]]
+            if len(tc) and len(uc):
+                terms.append(mmd2(tc, uc, sigma=self.kt_sigma))
+        if not terms:
+            return embedding.new_zeros(()), 0
+        return torch.stack(terms).mean(), len(terms)
+
+    # ---------------------------------------------------------------- BRM
+
+    def _anchor_oic(
+        self, act: Tensor, regression: Tensor, lengths: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """OIC of every anchor of P (video, class) pairs.
+
+        Args:
+            act: (P, T) activations; regression: (P, T, M, 2); lengths: (P,).
+
+        Returns:
+            oic (P, T, M), inner_mean (P, T, M), inner segments (P, T, M, 2).
+        """
+        p, t, m, _ = regression.shape
+        inner, outer = decode_anchors(regression, self.anchor_scales, inflation=self.inflation)
+        oic, inner_mean = outer_inner_contrast(act, inner.view(p, t * m, 2),
+                                               outer.view(p, t * m, 2), lengths)
+        return oic.view(p, t, m), inner_mean.view(p, t, m), inner
+
+    def oic_objective(
+        self, out: KTMGFNOutput, labels: Tensor, mask: Tensor
+    ) -> tuple[Tensor, int]:
+        """L_OIC of a batch: per video, the OIC losses of the kept anchors of its classes, summed
+        (``oic_reduction="sum"``, the paper) or averaged; then averaged over the videos.
+
+        The gradient reaches the BRM; it reaches the CAS too only with ``oic_through_cas``
+        (off by default: AutoLoc's OIC loss trains the regressor alone, and letting α · the
+        summed OIC losses reshape the CAS undid the classification on planted features and on
+        the demo, where it lowered mAP@0.5 from 0.80 to 0.39).
+
+        Returns:
+            ``(L_OIC, number of kept anchors)``.
+        """
+        if out.regression is None:
+            raise ValueError("kt_mgfn: built without the BRM (brm=False)")
+        pairs = (labels > 0.5).nonzero()  # (P, 2) [video, class]
+        if len(pairs) == 0:
+            return out.cas.new_zeros(()), 0
+        b, k = pairs[:, 0], pairs[:, 1]
+        cas = out.cas if self.oic_through_cas else out.cas.detach()
+        act = self.activations(cas, mask)[b, :, k]  # (P, T)
+        lengths = mask.sum(dim=1)[b]  # (P,)
+        oic, _, _ = self._anchor_oic(act, out.regression[b], lengths)  # (P, T, M)
+        best, keep = select_anchors(oic.detach(), act.detach(), mask[b],
+                                    min_activation=self.min_activation, max_oic=self.max_oic)
+        chosen = oic.gather(2, best.unsqueeze(-1)).squeeze(-1)  # (P, T)
+        chosen = torch.where(keep, chosen, torch.zeros_like(chosen))
+        per_pair = chosen.sum(dim=1)  # (P,)
+        if self.oic_reduction == "mean":
+            n_video = torch.zeros(len(labels), device=per_pair.device).index_add_(
+                0, b, keep.sum(dim=1).to(per_pair.dtype))
+            per_video = torch.zeros_like(n_video).index_add_(0, b, per_pair)
+            per_video = per_video / n_video.clamp(min=1)
+        else:
+            per_video = torch.zeros(len(labels), dtype=per_pair.dtype,
+                                    device=per_pair.device).index_add_(0, b, per_pair)
+        return per_video.mean(), int(keep.sum())
+
+    @torch.no_grad()
+    def proposals(
+        self,
+        out: KTMGFNOutput,
+        *,
+        class_threshold: float = 0.0,
+        soft_nms_iou: float | None = None,
+        soft_nms_epsilon: float = 0.75,
+    ) -> list[Proposals]:
+        """Scored segments of every video of a batch (§III.F), for an inference stage.
+
+        For every class whose video score reaches ``class_threshold``, the BRM's anchors are
+        decoded and filtered as in training (activation < ``min_activation`` dropped, lowest
+        OIC per position, OIC > ``max_oic`` dropped); each kept segment, clipped to the video,
+        is scored ``p_conf = p_act · p_oic · p_class`` (Eq. 5-6; ``p_act`` the mean activation
+        inside, ``p_oic = 1 − OIC``, ``p_class`` the video score; each factor switched by
+        ``score_act`` / ``score_oic`` / ``score_class`` for table VIII). With ``soft_nms_iou``,
+        each class's segments go through Gaussian Soft-NMS (Eq. 7).
+
+        Returns:
+            one :class:`Proposals` per video, best first; segments in continuous snippet units
+            (map with ``SnippetGrid.index_to_seconds``).
+        """
+        if out.regression is None:
+            raise ValueError("kt_mgfn: proposals need the BRM (build with brm=True)")
+        act_all, video_scores = self.probabilities(out)  # (B, T, C), (B, C)
+        results = []
+        for i in range(act_all.shape[0]):
+            n = int(out.mask[i].sum())
+            classes = (video_scores[i] >= class_threshold).nonzero().flatten()
+            segs, scores, labels = [], [], []
+            if n > 0 and len(classes):
+                act = act_all[i, :n, classes].T  # (K, n)
+                reg = out.regression[i, :n].expand(len(classes), -1, -1, -1)  # (K, n, M, 2)
+                lengths = torch.full((len(classes),), n, device=act.device)
+                oic, inner_mean, inner = self._anchor_oic(act, reg, lengths)
+                best, keep = select_anchors(oic, act, torch.ones_like(act, dtype=torch.bool),
+                                            min_activation=self.min_activation,
+                                            max_oic=self.max_oic)
+                pick = best.unsqueeze(-1)
+                oic_b = oic.gather(2, pick).squeeze(-1)  # (K, n)
+                act_b = inner_mean.gather(2, pick).squeeze(-1)
+                seg_b = inner.gather(2, pick.unsqueeze(-1).expand(-1, -1, 1, 2)).squeeze(2)
+                seg_b = seg_b.clamp(min=0.0, max=float(n))  # (K, n, 2)
+                keep &= (seg_b[..., 1] - seg_b[..., 0]) > 1e-3
+                for j, c in enumerate(classes.tolist()):
+                    sel = keep[j]
+                    if not sel.any():
+                        continue
+                    conf = torch.ones_like(oic_b[j, sel])
+                    if self.score_act:
+                        conf = conf * act_b[j, sel]
+                    if self.score_oic:
+                        conf = conf * (1.0 - oic_b[j, sel])
+                    if self.score_class:
+                        conf = conf * video_scores[i, c]
+                    s = seg_b[j, sel]
+                    if soft_nms_iou is not None:
+                        s, conf = soft_nms(s, conf, iou_threshold=soft_nms_iou,
+                                           epsilon=soft_nms_epsilon)
+                    segs.append(s)
+                    scores.append(conf)
+                    labels.append(torch.full((len(conf),), c, dtype=torch.long))
+            if segs:
+                seg_t, sc_t, lab_t = torch.cat(segs), torch.cat(scores), torch.cat(labels)
+                order = torch.argsort(sc_t, descending=True, stable=True)
+                results.append(Proposals(seg_t[order], sc_t[order], lab_t[order]))
+            else:
+                results.append(Proposals(out.cas.new_zeros((0, 2)), out.cas.new_zeros((0,)),
+                                         torch.zeros(0, dtype=torch.long)))
+        return results
+
+    # ---------------------------------------------------------------- objective
+
+    def loss(
+        self,
+        out: KTMGFNOutput,
+        labels: Tensor,
+        mask: Tensor,
+        *,
+        epoch: int,
+        trimmed: TrimmedReps | None = None,
+    ) -> tuple[Tensor, dict[str, float]]:
+        """Eq. (4) without the L2 term (Adam's weight decay): L_class + α·L_OIC + β·L_KT.
+
+        * ``L_class``: per stage, the mean over its branch classifiers of the sigmoid
+          cross-entropy of their video logits; summed over the stages.
+        * ``L_OIC`` (BRM built and ``epoch ≥ brm_start_epoch``): :meth:`oic_objective`.
+        * ``L_KT`` (KTM on and trimmed representations given here or by
+          :meth:`set_trimmed`): :meth:`knowledge_transfer`; otherwise off, said once in the
+          log and by ``kt_on = 0`` in the parts.
+
+        Args:
+            out: the forward output; labels: (B, C) multi-hot; mask: (B, T);
+            epoch: 0-based epoch; trimmed: the trimmed branch's representations.
+
+        Returns:
+            total loss and float parts: ``cls``, ``cls_stage{1,2}``, ``oic``, ``oic_anchors``
+            (kept anchors per video), ``brm_on``, ``kt``, ``kt_classes``, ``kt_on``, ``total``.
+        """
+        y = labels.to(out.branch_logits.dtype)
+        parts: dict[str, float] = {}
+        total = out.cas.new_zeros(())
+        for s in range(out.branch_logits.shape[1]):
+            stage = torch.stack([multilabel_bce(out.branch_logits[:, s, j], y)
+                                 for j in range(out.branch_logits.shape[2])]).mean()
+            parts[f"cls_stage{s + 1}"] = stage.item()
+            total = total + stage
+        parts["cls"] = total.item()
+
+        brm_on = self.brm is not None and epoch >= self.brm_start_epoch
+        parts["brm_on"] = float(brm_on)
+        if brm_on:
+            oic, n_kept = self.oic_objective(out, labels, mask)
+            total = total + self.alpha * oic
+            parts["oic"] = oic.item()
+            parts["oic_anchors"] = n_kept / max(1, len(labels))
+        elif self.brm is not None:
+            parts["oic"] = 0.0
+            parts["oic_anchors"] = 0.0
+
+        if self.ktm:
+            reps = trimmed if trimmed is not None else self._trimmed
+            if reps is None:
+                if not self._kt_off_logged:
+                    logger.warning("kt_mgfn: no trimmed-video representations were given, so "
+                                   "the knowledge transfer module (KTM) is off")
+                    self._kt_off_logged = True
+                parts.update(kt=0.0, kt_classes=0.0, kt_on=0.0)
+            else:
+                kt, n_cls = self.knowledge_transfer(out.embedding, labels, reps)
+                total = total + self.beta * kt
+                parts.update(kt=kt.item(), kt_classes=float(n_cls), kt_on=1.0)
+        else:
+            parts["kt_on"] = 0.0
+        parts["total"] = total.item()
+        return total, parts
+
+
+@register_model("kt_mgfn")
+def kt_mgfn(
+    *,
+    in_dim: int,
+    num_classes: int,
+    hidden: int = 512,
+    kernel_size: int = 3,
+    dropout: float = 0.5,
+    pooling: str = "mean",
+    topk_ratio: float = 0.125,
+    activation: str = "minmax",
+    mdcm: bool = True,
+    dilations: Sequence[int] = (1, 2, 3, 5),
+    ccm: bool = True,
+    erase_threshold: float = 0.8,
+    erase_class_threshold: float = 0.5,
+    ktm: bool = True,
+    beta: float = 10.0,
+    kt_sigma: float | None = None,
+    brm: bool = False,
+    anchor_scales: Sequence[float] = THUMOS14_ANCHORS,
+    brm_hidden: int = 128,
+    brm_layers: int = 3,
+    inflation: float = 0.25,
+    alpha: float = 10.0,
+    brm_start_epoch: int = 30,
+    min_activation: float = 0.1,
+    max_oic: float = -0.3,
+    oic_reduction: str = "sum",
+    oic_through_cas: bool = False,
+    score_act: bool = True,
+    score_oic: bool = True,
+    score_class: bool = True,
+) -> KTMGFN:
+    """Build KT-MGFN.
+
+    The builder's defaults are the paper's except ``brm=False``: the BRM's parameters do not
+    feed the video logits, and a model built with defaults must train on ``video_logits``
+    alone. ``pipeline/config/models/kt_mgfn.yaml`` turns it on (the paper's configuration).
+    Choices the paper leaves open: ``hidden``, ``dropout``, ``inflation`` γ (AutoLoc's 0.25),
+    ``kt_sigma`` (median heuristic), ``activation`` (min-max, see :meth:`KTMGFN.activations`),
+    ``oic_through_cas`` (off, see :meth:`KTMGFN.oic_objective`), the classes erased without
+    labels (``erase_class_threshold``) and which GAP layer feeds the KTM (stage 1, branches
+    concatenated).
+    Ablation switches: ``mdcm``, ``ccm``, ``ktm``, ``brm`` (table V); ``dilations`` (Fig. 5);
+    ``erase_threshold`` ξ_era (Fig. 6); ``score_act`` / ``score_oic`` / ``score_class``
+    (table VIII).
+    """
+    if not math.isfinite(erase_threshold) or not 0.0 <= erase_threshold <= 1.0:
+        raise ValueError(f"erase_threshold must be in [0, 1], got {erase_threshold}")
+    return KTMGFN(
+        in_dim=in_dim, num_classes=num_classes, hidden=hidden, kernel_size=kernel_size,
+        dropout=dropout, pooling=pooling, topk_ratio=topk_ratio, activation=activation,
+        mdcm=mdcm, dilations=dilations,
+        ccm=ccm, erase_threshold=erase_threshold, erase_class_threshold=erase_class_threshold,
+        ktm=ktm, beta=beta, kt_sigma=kt_sigma, brm=brm, anchor_scales=anchor_scales,
+        brm_hidden=brm_hidden, brm_layers=brm_layers, inflation=inflation, alpha=alpha,
+        brm_start_epoch=brm_start_epoch, min_activation=min_activation, max_oic=max_oic,
+        oic_reduction=oic_reduction, oic_through_cas=oic_through_cas, score_act=score_act,
+        score_oic=score_oic, score_class=score_class,
+    )
