@@ -122,6 +122,8 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     block = _model_block(args.config, args.dataset)
     settings = {**block.get("train", {}), **_key_values(args.set)}
+    if "lr_milestones" in settings:
+        settings["lr_milestones"] = tuple(settings["lr_milestones"])
     log = train(args.index, args.features, args.out_model, args.out_log, model=args.model,
                 model_args=block.get("args", {}),
                 settings=_dataclass_from(TrainSettings, settings, "train settings"),

@@ -32,6 +32,8 @@ class TrainSettings:
     epochs: int = 100  # passes over the training videos
     batch_size: int = 16  # videos per step
     lr: float = 1e-4  # Adam learning rate
+    lr_milestones: tuple[int, ...] = ()  # epochs at which the lr is multiplied by lr_gamma
+    lr_gamma: float = 0.1  # factor of each lr step
     weight_decay: float = 5e-4  # Adam weight decay
     max_seqlen: int = 750  # longer sequences are randomly cropped to this many snippets
     loss: str = "bce"  # video-level loss: bce or softmax
@@ -162,6 +164,9 @@ def train(
     dev = resolve_device(device)
     net = build_model(model, in_dim=dim, num_classes=len(index["classes"]), **model_args).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    schedule = torch.optim.lr_scheduler.MultiStepLR(
+        opt, milestones=list(settings.lr_milestones), gamma=settings.lr_gamma
+    )
     y_all = torch.from_numpy(labels)
     curve: list[float] = []
     epochs = range(settings.epochs)
@@ -171,6 +176,7 @@ def train(
         epochs = tqdm(epochs, desc=f"train {model}", unit="epoch")
     net.train()
     parts_curve: dict[str, list[float]] = {}
+    lrs: list[float] = []
     for epoch in epochs:
         order = rng.permutation(len(names))
         losses = []
@@ -197,6 +203,8 @@ def train(
             opt.step()
             losses.append(loss.item())
         curve.append(float(np.mean(losses)))
+        lrs.append(opt.param_groups[0]["lr"])
+        schedule.step()
         for name, total in part_sums.items():
             parts_curve.setdefault(name, []).append(total / len(losses))
     checkpoint = {
@@ -223,6 +231,7 @@ def train(
         "model_args": model_args,
         "loss": curve,
         "loss_parts": parts_curve,
+        "lr": lrs,
         "seconds": time.time() - t0,
         "device": str(dev),
         "code_version": wtal.__version__,

@@ -11,7 +11,10 @@ train(
     snakemake.output.log_json,  # noqa: F821
     model=snakemake.params.model,  # noqa: F821
     model_args=dict(snakemake.params.args),  # noqa: F821
-    settings=TrainSettings(**snakemake.params.train),  # noqa: F821
+    settings=TrainSettings(
+        **{**snakemake.params.train,  # noqa: F821
+           "lr_milestones": tuple(snakemake.params.train.get("lr_milestones", ()))}  # noqa: F821
+    ),
     device=snakemake.params.device,  # noqa: F821
     threads=snakemake.threads,  # noqa: F821
     progress=interactive(),

@@ -81,6 +81,17 @@ def test_training_is_seeded(trained, tmp_path: Path) -> None:
     assert again["loss"] == pytest.approx(log["loss"], rel=1e-5)
 
 
+def test_step_learning_rate_schedule(trained, tmp_path: Path) -> None:
+    root, _, _ = trained
+    paths = sorted(root.glob("tr_*.npy"))[:8]
+    log = train(root / "index.json", paths, tmp_path / "m.pt", tmp_path / "t.json",
+                model="cas_baseline", model_args={"hidden": 16},
+                settings=TrainSettings(epochs=5, batch_size=8, lr=1e-3, lr_milestones=(2, 4),
+                                       lr_gamma=0.5),
+                device="cpu")
+    assert log["lr"] == pytest.approx([1e-3, 1e-3, 5e-4, 5e-4, 2.5e-4])
+
+
 def test_infer_and_evaluate_localises_planted_actions(trained, tmp_path: Path) -> None:
     root, te_paths, _ = trained
     det = tmp_path / "detections.json"
