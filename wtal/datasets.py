@@ -1,38 +1,112 @@
 """Index stage: videos, subsets, durations and video-level labels of a dataset.
 
-Reads annotations in the THUMOS14 official text format (one file per class and subset,
-``<Class>_<suffix>.txt`` with lines ``video start end``, any whitespace; ``Ambiguous_<suffix>.txt``
-for segments that are taken out of evaluation) and writes:
+Three annotation formats are read, chosen by the dataset config's ``format``:
 
-* ``index.json`` — per video: file path, subset, split (``train``/``test``), duration and
-  video-level labels. Only this file reaches training: it has no segment times.
-* ``gt.json`` — the ground truth normalised to the ActivityNet JSON schema
+* ``thumos14`` — the official per-class text files (``<Class>_<suffix>.txt`` with lines
+  ``video start end``, any whitespace; ``Ambiguous_<suffix>.txt`` for segments taken out of
+  evaluation) next to folders of video files. The known-bad videos follow :class:`KnownBad`.
+* ``activitynet`` — the official ActivityNet-1.3 JSON (``database`` → ``subset``, ``duration``,
+  ``annotations``) with video files named ``v_<id>.*``; videos that are not on disk (many are
+  gone from YouTube) are listed in the index under ``missing`` and skipped.
+* ``features`` — bring-your-own precomputed features (:mod:`wtal.byof`): no videos at all.
+
+Optionally the UCF101 trimmed clips of the dataset's classes (:mod:`wtal.ucf101`) are indexed
+too, under split ``trimmed``, for the models that transfer knowledge from them.
+
+Written files:
+
+* ``index.json`` — per video: file path, subset, split (``train``/``test``/``trimmed``),
+  duration and video-level labels (and, for ``features`` datasets, where its features are).
+  Only this file reaches training: it has no segment times. It also lists every video that was
+  left out (``excluded``, ``missing``) and every annotation that was changed (``adjusted``),
+  each with the reason: nothing is dropped silently.
+* ``gt.json`` — the ground truth of the train and test subsets in the ActivityNet JSON schema
   (``database`` → ``subset``, ``duration``, ``annotations``), plus an ``ambiguous`` map.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from wtal.io import read_json, write_json
 
-VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg")
+log = logging.getLogger(__name__)
+
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".mpg", ".mpeg", ".m4v", ".flv")
 AMBIGUOUS = "Ambiguous"
+FORMATS = ("thumos14", "activitynet", "features")
+
+#: The 20 THUMOS14 detection classes in the usual order (index 0..19 in BaSNet, CoLA, W-TALC)
+#: with their 1-based UCF101 class ids (THUMOS14 readme; ``classInd.txt`` of UCF101).
+THUMOS14_UCF101_IDS: dict[str, int] = {
+    "BaseballPitch": 7, "BasketballDunk": 9, "Billiards": 12, "CleanAndJerk": 21,
+    "CliffDiving": 22, "CricketBowling": 23, "CricketShot": 24, "Diving": 26,
+    "FrisbeeCatch": 31, "GolfSwing": 33, "HammerThrow": 36, "HighJump": 40,
+    "JavelinThrow": 45, "LongJump": 51, "PoleVault": 68, "Shotput": 79,
+    "SoccerPenalty": 85, "TennisSwing": 92, "ThrowDiscus": 93, "VolleyballSpiking": 97,
+}
+
+#: THUMOS14 test videos that the WTAL literature leaves out (BaSNet: "We excluded three test
+#: videos (270, 1292, 1496) as previous work did"): 270 has most annotations beyond the end of
+#: the video, 1292 has only Ambiguous annotations, 1496 is wrongly annotated.
+THUMOS14_KNOWN_BAD = ("video_test_0000270", "video_test_0001292", "video_test_0001496")
 
 
 @dataclass(frozen=True)
 class SubsetSpec:
-    """One subset of a THUMOS14-format dataset."""
+    """One subset of a dataset.
+
+    ``videos`` is the folder of the video files; ``annotations`` and ``suffix`` are only used by
+    the THUMOS14 text format (folder of ``<Class>_<suffix>.txt``).
+    """
 
     name: str  # subset name in gt.json, e.g. "validation" or "test"
     split: str  # "train" or "test": what the pipeline uses it for
-    videos: str  # folder holding the video files
-    annotations: str  # folder holding <Class>_<suffix>.txt
-    suffix: str  # annotation file suffix, e.g. "val" or "test"
+    videos: str | None = None  # folder holding the video files
+    annotations: str | None = None  # folder holding <Class>_<suffix>.txt (thumos14)
+    suffix: str | None = None  # annotation file suffix, e.g. "val" or "test" (thumos14)
+
+    def __post_init__(self) -> None:
+        if self.split not in ("train", "test"):
+            raise ValueError(f"subset {self.name}: split must be train or test, not {self.split!r}")
+
+
+@dataclass(frozen=True)
+class KnownBad:
+    """What to do with known-bad videos and annotations beyond the end of a video.
+
+    ``exclude`` videos are left out of the index and of gt.json (recorded under ``excluded``).
+    ``out_of_range`` applies to a segment that ends after the video's duration:
+
+    * ``keep`` — leave it as annotated (what the papers' evaluation code does);
+    * ``clip`` — end it at the duration; a segment that starts at or after the end is removed;
+    * ``drop`` — remove the segment;
+    * ``error`` — stop with an error naming the video and the segment.
+
+    Every change is recorded under ``adjusted`` in index.json, and a kept out-of-range segment is
+    recorded too.
+    """
+
+    exclude: tuple[str, ...] = ()
+    out_of_range: str = "keep"
+
+    def __post_init__(self) -> None:
+        if self.out_of_range not in ("keep", "clip", "drop", "error"):
+            raise ValueError(
+                f"known_bad.out_of_range must be keep, clip, drop or error, "
+                f"not {self.out_of_range!r}"
+            )
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any] | None) -> KnownBad:
+        cfg = cfg or {}
+        return cls(exclude=tuple(cfg.get("exclude", ())),
+                   out_of_range=cfg.get("out_of_range", "keep"))
 
 
 @dataclass(frozen=True)
@@ -43,6 +117,72 @@ class Segment:
     start: float
     end: float
     label: str
+
+
+@dataclass
+class IndexBuilder:
+    """Collects videos, ground truth and the record of what was left out or changed."""
+
+    dataset: str
+    classes: list[str]
+    fps: float
+    videos: dict[str, dict[str, Any]] = field(default_factory=dict)
+    database: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ambiguous: dict[str, list[list[float]]] = field(default_factory=dict)
+    excluded: list[dict[str, str]] = field(default_factory=list)
+    missing: list[dict[str, str]] = field(default_factory=list)
+    adjusted: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, name: str, record: dict[str, Any], annotations: list[dict[str, Any]] | None,
+            ambiguous: list[list[float]] | None = None) -> None:
+        """Add a video; ``annotations`` None keeps it out of gt.json (trimmed clips)."""
+        if name in self.videos:
+            raise ValueError(
+                f"{self.dataset}: video {name} appears twice "
+                f"(subsets {self.videos[name]['subset']} and {record['subset']})"
+            )
+        self.videos[name] = record
+        if annotations is not None:
+            self.database[name] = {
+                "subset": record["subset"],
+                "duration": record["duration"],
+                "annotations": annotations,
+            }
+        if ambiguous:
+            self.ambiguous[name] = ambiguous
+
+    def labels_of(self, annotations: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Video-level labels: the classes of the annotations, in class order."""
+        order = {c: i for i, c in enumerate(self.classes)}
+        return sorted({a["label"] for a in annotations}, key=order.__getitem__)
+
+    def finish(self, version: str, **extra: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+        if not any(rec["split"] in ("train", "test") for rec in self.videos.values()):
+            raise ValueError(f"{self.dataset}: no annotated videos found")
+        index = {
+            "dataset": self.dataset,
+            "fps": self.fps,
+            "classes": list(self.classes),
+            "videos": self.videos,
+            "excluded": self.excluded,
+            "missing": self.missing,
+            "adjusted": self.adjusted,
+            **extra,
+        }
+        gt = {
+            "version": version,
+            "taxonomy": [{"nodeName": c, "nodeId": i} for i, c in enumerate(self.classes)],
+            "database": self.database,
+            "ambiguous": self.ambiguous,
+        }
+        for kind in ("excluded", "missing", "adjusted"):
+            if getattr(self, kind):
+                log.warning("%s: %d %s entries recorded in index.json", self.dataset,
+                            len(getattr(self, kind)), kind)
+        return index, gt
+
+
+# ---- THUMOS14 text format --------------------------------------------------------------------
 
 
 def parse_annotation_file(path: Path, label: str) -> list[Segment]:
@@ -69,8 +209,36 @@ def parse_annotation_file(path: Path, label: str) -> list[Segment]:
             ) from None
         if not end > start:
             raise ValueError(f"{path}:{lineno}: end {end} is not after start {start}")
+        if start < 0:
+            raise ValueError(f"{path}:{lineno}: start {start} is negative")
         segments.append(Segment(video=fields[0], start=start, end=end, label=label))
     return segments
+
+
+def resolve_folder(base: Path, relative: str) -> Path:
+    """``base / relative``, matching each path component case-insensitively if needed.
+
+    THUMOS14 copies spell the test annotation folder both ``TH14_Temporal_Annotations_Test`` and
+    ``TH14_Temporal_annotations_test``; both are found whichever the config names.
+    """
+    exact = base / relative
+    if exact.exists():
+        return exact
+    current = base
+    for part in Path(relative).parts:
+        candidate = current / part
+        if not candidate.exists():
+            matches = []
+            if current.is_dir():
+                matches = [p for p in current.iterdir() if p.name.lower() == part.lower()]
+            if len(matches) != 1:
+                raise FileNotFoundError(
+                    f"{exact}: folder does not exist"
+                    + (f" ({len(matches)} case-insensitive matches)" if matches else "")
+                )
+            candidate = matches[0]
+        current = candidate
+    return current
 
 
 def read_thumos_subset(
@@ -79,10 +247,21 @@ def read_thumos_subset(
     """All class segments and Ambiguous segments of one subset.
 
     Every class must have its file (an empty file is fine); a missing Ambiguous file means no
-    ambiguous segments.
+    ambiguous segments. A ``<Name>_<suffix>.txt`` whose class is not configured is an error
+    (a misspelt class would otherwise be dropped silently).
     """
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: annotation folder does not exist")
+    known = set(classes) | {AMBIGUOUS}
+    unknown = sorted(
+        p.name for p in folder.glob(f"*_{suffix}.txt")
+        if p.name[: -len(f"_{suffix}.txt")] not in known
+    )
+    if unknown:
+        raise ValueError(
+            f"{folder}: annotation files of unknown classes {unknown}; "
+            f"configured classes: {list(classes)}"
+        )
     segments: list[Segment] = []
     for label in classes:
         path = folder / f"{label}_{suffix}.txt"
@@ -92,6 +271,20 @@ def read_thumos_subset(
     amb_path = folder / f"{AMBIGUOUS}_{suffix}.txt"
     ambiguous = parse_annotation_file(amb_path, AMBIGUOUS) if amb_path.exists() else []
     return segments, ambiguous
+
+
+def video_files(folder: Path) -> dict[str, Path]:
+    """Video files of ``folder`` by stem (one listing, so large folders stay fast)."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: video folder does not exist")
+    files: dict[str, Path] = {}
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() in VIDEO_EXTENSIONS and path.is_file():
+            if path.stem in files:
+                raise ValueError(f"{folder}: two files for video {path.stem}: "
+                                 f"{files[path.stem].name} and {path.name}")
+            files[path.stem] = path
+    return files
 
 
 def find_video(folder: Path, video: str) -> Path:
@@ -116,6 +309,33 @@ def probe_duration(path: Path) -> float:
     return len(reader) / fps
 
 
+def _apply_out_of_range(
+    builder: IndexBuilder, name: str, segments: list[Segment], duration: float, policy: str
+) -> list[Segment]:
+    kept = []
+    for seg in segments:
+        if seg.end <= duration:
+            kept.append(seg)
+            continue
+        record = {"video": name, "label": seg.label, "segment": [seg.start, seg.end],
+                  "duration": duration, "policy": policy}
+        if policy == "error":
+            raise ValueError(
+                f"{name}: segment {seg.label} [{seg.start}, {seg.end}] ends after the video "
+                f"({duration:.2f} s); set known_bad.out_of_range to keep, clip or drop"
+            )
+        if policy == "keep":
+            kept.append(seg)
+            record["action"] = "kept"
+        elif policy == "clip" and seg.start < duration:
+            kept.append(Segment(video=name, start=seg.start, end=duration, label=seg.label))
+            record["action"] = "clipped"
+        else:
+            record["action"] = "removed"
+        builder.adjusted.append(record)
+    return kept
+
+
 def build_index(
     *,
     dataset: str,
@@ -123,6 +343,8 @@ def build_index(
     subsets: Sequence[SubsetSpec],
     fps: float,
     root: str | os.PathLike[str] = ".",
+    known_bad: KnownBad | None = None,
+    trimmed: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Index a THUMOS14-format dataset.
 
@@ -132,57 +354,235 @@ def build_index(
         subsets: the subsets to index (folders relative to ``root`` unless absolute).
         fps: frame rate the pipeline resamples to (recorded for later stages).
         root: base folder for relative subset folders.
+        known_bad: policy for known-bad videos and out-of-range segments.
+        trimmed: optional UCF101 trimmed clips (see :func:`wtal.ucf101.index_trimmed`).
 
     Returns:
         ``(index, gt)`` dicts as described in the module docstring.
     """
-    if len(set(classes)) != len(classes):
-        raise ValueError(f"{dataset}: duplicate class names in {list(classes)}")
+    _check_classes(dataset, classes)
+    policy = known_bad or KnownBad()
     base = Path(root)
-    videos: dict[str, dict[str, Any]] = {}
-    database: dict[str, dict[str, Any]] = {}
-    ambiguous: dict[str, list[list[float]]] = {}
+    builder = IndexBuilder(dataset=dataset, classes=list(classes), fps=fps)
+    seen: set[str] = set()
     for spec in subsets:
-        segments, amb = read_thumos_subset(base / spec.annotations, spec.suffix, classes)
+        if spec.annotations is None or spec.suffix is None or spec.videos is None:
+            raise ValueError(f"{dataset}: subset {spec.name} needs videos, annotations, suffix")
+        folder = resolve_folder(base, spec.annotations)
+        segments, amb = read_thumos_subset(folder, spec.suffix, classes)
         names = sorted({s.video for s in segments} | {s.video for s in amb})
+        video_folder = resolve_folder(base, spec.videos)
         for name in names:
-            if name in videos:
+            if name in seen:
                 raise ValueError(f"{dataset}: video {name} appears in two subsets")
-            path = find_video(base / spec.videos, name)
+            seen.add(name)
+            if name in policy.exclude:
+                builder.excluded.append(
+                    {"video": name, "subset": spec.name, "reason": "known_bad.exclude"}
+                )
+                continue
+            path = find_video(video_folder, name)
             duration = probe_duration(path)
             own = [s for s in segments if s.video == name]
-            videos[name] = {
+            own = _apply_out_of_range(builder, name, own, duration, policy.out_of_range)
+            annotations = [{"segment": [s.start, s.end], "label": s.label} for s in own]
+            record = {
                 "path": str(path),
                 "subset": spec.name,
                 "split": spec.split,
                 "duration": duration,
-                "labels": sorted({s.label for s in own}, key=list(classes).index),
-            }
-            database[name] = {
-                "subset": spec.name,
-                "duration": duration,
-                "annotations": [
-                    {"segment": [s.start, s.end], "label": s.label} for s in own
-                ],
+                "labels": builder.labels_of(annotations),
             }
             amb_own = [[s.start, s.end] for s in amb if s.video == name]
-            if amb_own:
-                ambiguous[name] = amb_own
-    if not videos:
-        raise ValueError(f"{dataset}: no annotated videos found")
-    index = {
-        "dataset": dataset,
-        "fps": fps,
-        "classes": list(classes),
-        "videos": videos,
-    }
-    gt = {
-        "version": f"{dataset} (THUMOS14 text format, normalised)",
-        "taxonomy": [{"nodeName": c, "nodeId": i} for i, c in enumerate(classes)],
-        "database": database,
-        "ambiguous": ambiguous,
-    }
-    return index, gt
+            builder.add(name, record, annotations, amb_own)
+    _add_trimmed(builder, trimmed, base)
+    return builder.finish(f"{dataset} (THUMOS14 text format, normalised)",
+                          known_bad={"exclude": list(policy.exclude),
+                                     "out_of_range": policy.out_of_range})
+
+
+# ---- ActivityNet JSON ------------------------------------------------------------------------
+
+
+def read_anet_database(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """The ``database`` of an ActivityNet-schema JSON, checked and normalised.
+
+    Segments may be numbers or strings (BaSNet's gt.json); ``duration`` may be absent (then
+    ``None``). Errors name the file and the video.
+    """
+    data = read_json(path)
+    if not isinstance(data, dict) or not isinstance(data.get("database"), dict):
+        raise ValueError(f"{path}: not an ActivityNet-schema file (no 'database' object)")
+    database: dict[str, dict[str, Any]] = {}
+    for vid, entry in data["database"].items():
+        where = f"{path}: database[{vid!r}]"
+        if not isinstance(entry, dict) or "subset" not in entry:
+            raise ValueError(f"{where}: no 'subset'")
+        duration = entry.get("duration")
+        if duration is not None:
+            try:
+                duration = float(duration)
+            except (TypeError, ValueError):
+                raise ValueError(f"{where}: duration {duration!r} is not a number") from None
+            if not duration > 0:
+                raise ValueError(f"{where}: duration {duration} is not positive")
+        anns = []
+        for k, ann in enumerate(entry.get("annotations", [])):
+            if not isinstance(ann, dict) or "segment" not in ann or "label" not in ann:
+                raise ValueError(f"{where}.annotations[{k}]: needs 'segment' and 'label'")
+            seg = ann["segment"]
+            try:
+                start, end = float(seg[0]), float(seg[1])
+                if len(seg) != 2:
+                    raise ValueError
+            except (TypeError, ValueError, IndexError):
+                raise ValueError(
+                    f"{where}.annotations[{k}]: segment {seg!r} is not [start, end]"
+                ) from None
+            if not end > start or start < 0:
+                raise ValueError(
+                    f"{where}.annotations[{k}]: segment [{start}, {end}] is empty or negative"
+                )
+            anns.append({"segment": [start, end], "label": str(ann["label"])})
+        database[str(vid)] = {"subset": str(entry["subset"]), "duration": duration,
+                              "annotations": anns}
+    return database
+
+
+def classes_of(database: Mapping[str, Mapping[str, Any]], subsets: Sequence[str]) -> list[str]:
+    """Sorted class names of the annotations of ``subsets``."""
+    return sorted({a["label"] for e in database.values() if e["subset"] in subsets
+                   for a in e["annotations"]})
+
+
+def check_labels(path: Any, database: Mapping[str, Mapping[str, Any]],
+                 classes: Sequence[str], subsets: Sequence[str]) -> None:
+    """Every label of ``subsets`` is a configured class (else an error naming the video)."""
+    known = set(classes)
+    for vid, entry in database.items():
+        if entry["subset"] not in subsets:
+            continue
+        for ann in entry["annotations"]:
+            if ann["label"] not in known:
+                raise ValueError(
+                    f"{path}: video {vid}: unknown class {ann['label']!r} "
+                    f"(not among the {len(classes)} configured classes)"
+                )
+
+
+def build_activitynet_index(
+    *,
+    dataset: str,
+    annotations: str | os.PathLike[str],
+    subsets: Sequence[SubsetSpec],
+    fps: float,
+    root: str | os.PathLike[str] = ".",
+    videos: str = "videos",
+    classes: Sequence[str] | None = None,
+    prefix: str = "v_",
+    trimmed: Mapping[str, Any] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Index an ActivityNet-1.3-format dataset.
+
+    Database keys are YouTube ids; the files are ``<prefix><id>.<ext>`` (``v_`` by default) in
+    the subset's ``videos`` folder (or the dataset's). The pipeline names every video by its
+    file stem (``v_<id>``), in index.json and gt.json alike; the id is kept as ``id``.
+    Videos that are not on disk are listed under ``missing`` and skipped.
+    """
+    base = Path(root)
+    ann_path = resolve_folder(base, str(annotations))
+    database = read_anet_database(ann_path)
+    names = [s.name for s in subsets]
+    present = {e["subset"] for e in database.values()}
+    for name in names:
+        if name not in present:
+            raise ValueError(
+                f"{ann_path}: no video of subset {name!r} (subsets: {sorted(present)})"
+            )
+    classes = list(classes) if classes else classes_of(database, names)
+    _check_classes(dataset, classes)
+    check_labels(ann_path, database, classes, names)
+    builder = IndexBuilder(dataset=dataset, classes=classes, fps=fps)
+    listings: dict[str, dict[str, Path]] = {}
+    for spec in subsets:
+        folder = str(resolve_folder(base, spec.videos or videos))
+        if folder not in listings:
+            listings[folder] = video_files(Path(folder))
+        files = listings[folder]
+        for vid in sorted(v for v, e in database.items() if e["subset"] == spec.name):
+            entry = database[vid]
+            name = vid if vid.startswith(prefix) else f"{prefix}{vid}"
+            path = files.get(name) or files.get(vid)
+            if path is None:
+                builder.missing.append({"video": name, "subset": spec.name,
+                                        "reason": f"no file {name}.* in {folder}"})
+                continue
+            duration = entry["duration"] if entry["duration"] is not None else probe_duration(path)
+            record = {"path": str(path), "id": vid, "subset": spec.name, "split": spec.split,
+                      "duration": duration, "labels": builder.labels_of(entry["annotations"])}
+            builder.add(name, record, entry["annotations"])
+    if builder.missing:
+        log.warning("%s: %d annotated videos have no file and are skipped (index.json 'missing')",
+                    dataset, len(builder.missing))
+    _add_trimmed(builder, trimmed, base)
+    return builder.finish(f"{dataset} (ActivityNet JSON {ann_path.name}, normalised)")
+
+
+# ---- shared helpers ----------------------------------------------------------------------------
+
+
+def _check_classes(dataset: str, classes: Sequence[str]) -> None:
+    if not classes:
+        raise ValueError(f"{dataset}: no classes")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"{dataset}: duplicate class names in {list(classes)}")
+
+
+def _add_trimmed(builder: IndexBuilder, trimmed: Mapping[str, Any] | None, base: Path) -> None:
+    if not trimmed:
+        return
+    from wtal.ucf101 import index_trimmed
+
+    for name, record in index_trimmed(
+        resolve_folder(base, trimmed["root"]) if not Path(trimmed["root"]).is_absolute()
+        else Path(trimmed["root"]),
+        classes=builder.classes,
+        mapping=trimmed.get("classes"),
+        class_index=trimmed.get("class_index"),
+    ).items():
+        builder.add(name, record, None)
+
+
+def index_from_config(
+    index_out: str | os.PathLike[str],
+    gt_out: str | os.PathLike[str],
+    cfg: Mapping[str, Any],
+) -> dict[str, Any]:
+    """Index stage for any dataset config (after schema validation): write both files."""
+    fmt = cfg.get("format", "thumos14")
+    name = cfg["name"]
+    fps = cfg.get("fps", 25)
+    root = cfg.get("root", ".")
+    specs = [SubsetSpec(**dict(s)) for s in cfg.get("subsets", [])]
+    trimmed = cfg.get("trimmed")
+    if fmt == "thumos14":
+        index, gt = build_index(dataset=name, classes=cfg["classes"], subsets=specs, fps=fps,
+                                root=root, known_bad=KnownBad.from_config(cfg.get("known_bad")),
+                                trimmed=trimmed)
+    elif fmt == "activitynet":
+        index, gt = build_activitynet_index(
+            dataset=name, annotations=cfg["annotations"], subsets=specs, fps=fps, root=root,
+            videos=cfg.get("videos", "videos"), classes=cfg.get("classes"),
+            prefix=cfg.get("video_prefix", "v_"), trimmed=trimmed)
+    elif fmt == "features":
+        from wtal.byof import build_features_index
+
+        index, gt = build_features_index(cfg)
+    else:
+        raise ValueError(f"{name}: unknown dataset format {fmt!r}; known: {FORMATS}")
+    write_json(gt_out, gt)
+    write_json(index_out, index)
+    return index
 
 
 def index_dataset(
@@ -194,13 +594,13 @@ def index_dataset(
     subsets: Sequence[Mapping[str, str]],
     fps: float,
     root: str | os.PathLike[str] = ".",
+    known_bad: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Index stage: build and write ``index.json`` and ``gt.json``; returns the index."""
-    specs = [SubsetSpec(**dict(s)) for s in subsets]
-    index, gt = build_index(dataset=dataset, classes=classes, subsets=specs, fps=fps, root=root)
-    write_json(gt_out, gt)
-    write_json(index_out, index)
-    return index
+    """Index stage for a THUMOS14-format dataset: build and write ``index.json``, ``gt.json``."""
+    return index_from_config(index_out, gt_out, {
+        "name": dataset, "format": "thumos14", "classes": list(classes),
+        "subsets": list(subsets), "fps": fps, "root": root, "known_bad": known_bad,
+    })
 
 
 def load_index(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -213,7 +613,7 @@ def load_index(path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def videos_of_split(index: Mapping[str, Any], split: str) -> list[str]:
-    """Names of the videos used for ``split`` (``train`` or ``test``), sorted."""
+    """Names of the videos used for ``split`` (``train``, ``test``, ``trimmed``), sorted."""
     return sorted(v for v, rec in index["videos"].items() if rec["split"] == split)
 
 

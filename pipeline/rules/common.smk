@@ -8,7 +8,7 @@ from snakemake.utils import validate
 
 import extractors
 import wtal
-from wtal.datasets import load_index, videos_of_split
+from wtal.datasets import load_index, resolve_folder, videos_of_split
 
 BASE = Path(workflow.basedir)
 CONFIG_DIR = BASE / "pipeline" / "config"
@@ -48,11 +48,28 @@ def dataset_config(name):
         base = _read_yaml(path) if path.exists() else {}
         merged = deep_merge(base, config["datasets"].get(name))
         merged.setdefault("name", name)
+        if "features_dir" in merged:
+            merged.setdefault("format", "features")
         validate(merged, schema=str(SCHEMAS / "dataset.schema.yaml"))
+        if merged["format"] == "features":
+            merged = features_dataset(merged)
         if merged["synthetic"] is not None and merged["root"] != f"work/{name}/raw":
             raise ValueError(f"dataset {name}: a synthetic dataset's root must be work/{name}/raw")
         _DATASET_CACHE[name] = merged
     return _DATASET_CACHE[name]
+
+
+def features_dataset(cfg):
+    """A bring-your-own-features config in the common shape: subsets, evaluation.tiou."""
+    cfg = dict(cfg)
+    cfg["subsets"] = [
+        {"name": cfg["train_subset"], "split": "train"},
+        {"name": cfg["test_subset"], "split": "test"},
+    ]
+    if "tiou" in cfg:
+        cfg["evaluation"] = {**cfg["evaluation"], "tiou": cfg["tiou"]}
+    cfg["features"] = {**cfg["features"], "extractor": "imported"}
+    return cfg
 
 
 def model_config(model, dataset):
@@ -97,9 +114,17 @@ def index_inputs(wildcards):
     cfg = dataset_config(wildcards.dataset)
     if cfg["synthetic"] is not None:
         return [f"work/{wildcards.dataset}/raw"]
+    if cfg["format"] == "features":
+        path = Path(cfg["annotations"])
+        return sorted(str(p) for p in path.glob("*.npy")) if path.is_dir() else [str(path)]
+    if cfg["format"] == "activitynet":
+        return [str(Path(cfg["root"]) / cfg["annotations"])]
     files = []
     for subset in cfg["subsets"]:
-        folder = Path(cfg["root"]) / subset["annotations"]
+        try:
+            folder = resolve_folder(Path(cfg["root"]), subset["annotations"])
+        except FileNotFoundError:
+            continue  # the index stage reports the missing folder, naming it
         files += sorted(str(p) for p in folder.glob(f"*_{subset['suffix']}.txt"))
     return files
 
@@ -125,6 +150,38 @@ def _features_of_split(wildcards, split):
     ]
 
 
+def video_record(wildcards):
+    videos = load_index(index_json(wildcards))["videos"]
+    if wildcards.video not in videos:
+        raise ValueError(f"video {wildcards.video} is not in dataset {wildcards.dataset}")
+    return videos[wildcards.video]
+
+
+def import_inputs(wildcards):
+    """The user's feature files of {video} (bring-your-own features), or the unpacked folder."""
+    source = video_record(wildcards).get("features")
+    if source is None:
+        raise ValueError(f"video {wildcards.video} of {wildcards.dataset} has no feature source")
+    if source["layout"] == "wtalc":
+        return {"unpacked": f"work/{wildcards.dataset}/features/joint"}
+    return {"sources": source["files"]}
+
+
+def joint_inputs(wildcards):
+    cfg = dataset_config(wildcards.dataset)
+    from wtal.byof import _find_joint
+
+    return {
+        "joint": str(_find_joint(Path(cfg["features_dir"]), cfg.get("features_file"))),
+        "annotations": cfg["annotations"],
+    }
+
+
+def import_params(wildcards):
+    cfg = dataset_config(wildcards.dataset)
+    return {"snippet_seconds": cfg["snippet_seconds"], "streams": cfg["streams"]}
+
+
 def train_features(wildcards):
     return _features_of_split(wildcards, "train")
 
@@ -142,13 +199,9 @@ def synthetic_params(wildcards):
 
 def index_params(wildcards):
     cfg = dataset_config(wildcards.dataset)
-    return {
-        "dataset": cfg["name"],
-        "classes": cfg["classes"],
-        "subsets": cfg["subsets"],
-        "fps": cfg["fps"],
-        "root": cfg["root"],
-    }
+    # everything the index depends on, and nothing else (a changed param reruns the index)
+    skip = ("flow", "features", "evaluation", "tiou", "synthetic")
+    return {key: value for key, value in cfg.items() if key not in skip}
 
 
 def dataset_fps(wildcards):

@@ -1,7 +1,7 @@
-"""Snakemake wrapper of the index stage (wtal.datasets.index_dataset)."""
+"""Snakemake wrapper of the index stage (wtal.datasets.index_from_config)."""
 from wtal.logs import to_log_file
 
 to_log_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
-from wtal.datasets import index_dataset  # noqa: E402
+from wtal.datasets import index_from_config  # noqa: E402
 
-index_dataset(snakemake.output.index, snakemake.output.gt, **snakemake.params.index)  # noqa: F821
+index_from_config(snakemake.output.index, snakemake.output.gt, dict(snakemake.params.index))  # noqa: F821

@@ -1,0 +1,183 @@
+"""Bring-your-own features: the three public layouts, indexing, import, and bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from byof_fixtures import (
+    CLASSES,
+    HALF,
+    SNIPPET_SECONDS,
+    make_videos,
+    write_basnet,
+    write_per_video,
+    write_wtalc,
+)
+
+from extractors.features import load_features
+from extractors.grid import SnippetGrid
+from wtal.byof import build_features_index, import_features, unpack_joint
+from wtal.datasets import index_from_config
+from wtal.io import read_json
+
+
+def config(extra: dict, **kw: object) -> dict:
+    return {"name": "byo", "format": "features", "snippet_seconds": SNIPPET_SECONDS,
+            "train_subset": "validation", "test_subset": "test", **extra, **kw}
+
+
+@pytest.fixture(scope="module")
+def videos() -> dict:
+    return make_videos(seed=3, n_train=4, n_test=3)
+
+
+def test_per_video_layout_with_v_prefix_and_string_segments(tmp_path: Path, videos: dict) -> None:
+    cfg = config(write_per_video(tmp_path, videos))
+    index, gt = build_features_index(cfg)
+    # files are v_<key>.npy while the JSON keys have no prefix: the pipeline uses the file stem
+    assert sorted(index["videos"]) == sorted(f"v_{k}" for k in videos)
+    assert set(gt["database"]) == set(index["videos"])
+    key = "video_validation_0000000"
+    record = index["videos"][f"v_{key}"]
+    assert record["split"] == "train"
+    assert record["labels"] == sorted({a["label"] for a in videos[key]["annotations"]},
+                                      key=CLASSES.index)
+    # string segments became numbers
+    seg = gt["database"][f"v_{key}"]["annotations"][0]["segment"]
+    assert seg == videos[key]["annotations"][0]["segment"]
+    assert index["classes"] == CLASSES
+    assert index["missing"] == []
+
+
+def test_import_writes_grid_and_streams(tmp_path: Path, videos: dict) -> None:
+    cfg = config(write_per_video(tmp_path, videos),
+                 streams={"rgb": [0, HALF], "flow": [HALF, 2 * HALF]})
+    index, _ = build_features_index(cfg)
+    name = "v_video_test_0000001"
+    out = tmp_path / "out" / f"{name}.npy"
+    import_features(name, index["videos"][name], out, snippet_seconds=SNIPPET_SECONDS,
+                    streams=cfg["streams"])
+    x, sidecar = load_features(out)
+    np.testing.assert_array_equal(x, videos["video_test_0000001"]["features"])
+    grid = SnippetGrid.from_dict(sidecar["grid"])
+    assert grid.n_snippets == x.shape[0]
+    # row i covers [i * 0.64, (i + 1) * 0.64)
+    assert grid.run_to_seconds(3, 4) == pytest.approx((3 * 0.64, 5 * 0.64))
+    assert sidecar["streams"] == {"rgb": [0, HALF], "flow": [HALF, 2 * HALF]}
+    assert sidecar["extractor"] == "imported"
+
+
+def test_basnet_layout_concatenates_rgb_first(tmp_path: Path, videos: dict) -> None:
+    cfg = config(write_basnet(tmp_path, videos), train_subset="train")
+    index, gt = build_features_index(cfg)
+    key = "video_test_0000002"
+    record = index["videos"][key]
+    assert record["subset"] == "test"
+    # no duration in BaSNet's gt.json: rows x snippet_seconds
+    rows = videos[key]["features"].shape[0]
+    assert record["duration"] == pytest.approx(rows * SNIPPET_SECONDS)
+    out = tmp_path / "imp" / f"{key}.npy"
+    sidecar = import_features(key, record, out, snippet_seconds=SNIPPET_SECONDS)
+    x = np.load(out)
+    np.testing.assert_array_equal(x[:, :HALF], videos[key]["features"][:, :HALF])  # rgb
+    np.testing.assert_array_equal(x[:, HALF:], videos[key]["features"][:, HALF:])  # flow
+    assert sidecar["streams"] == {"rgb": [0, HALF], "flow": [HALF, 2 * HALF]}
+    assert gt["database"][key]["duration"] == pytest.approx(rows * SNIPPET_SECONDS)
+
+
+def test_wtalc_layout_unpacks_once(tmp_path: Path, videos: dict) -> None:
+    cfg = config(write_wtalc(tmp_path, videos))
+    index, gt = build_features_index(cfg)
+    assert sorted(index["videos"]) == sorted(videos)
+    key = "video_validation_0000003"
+    assert gt["database"][key]["duration"] == videos[key]["duration"]
+    assert [a["label"] for a in gt["database"][key]["annotations"]] == [
+        a["label"] for a in videos[key]["annotations"]]
+    folder = tmp_path / "unpacked"
+    n = unpack_joint(next(Path(cfg["features_dir"]).glob("*.npy")), cfg["annotations"], folder)
+    assert n == len(videos)
+    out = tmp_path / "imp" / f"{key}.npy"
+    import_features(key, index["videos"][key], out, snippet_seconds=SNIPPET_SECONDS,
+                    unpacked=folder)
+    np.testing.assert_array_equal(np.load(out), videos[key]["features"])
+
+
+def test_missing_features_are_listed_not_dropped_silently(tmp_path: Path, videos: dict) -> None:
+    cfg = config(write_per_video(tmp_path, videos))
+    (Path(cfg["features_dir"]) / "v_video_test_0000000.npy").unlink()
+    index, gt = build_features_index(cfg)
+    assert "v_video_test_0000000" not in index["videos"]
+    assert "v_video_test_0000000" not in gt["database"]
+    assert [m["video"] for m in index["missing"]] == ["video_test_0000000"]
+    assert "no features" in index["missing"][0]["reason"]
+
+
+def test_nan_features_name_file_and_row(tmp_path: Path, videos: dict) -> None:
+    cfg = config(write_per_video(tmp_path, videos))
+    path = Path(cfg["features_dir"]) / "v_video_test_0000001.npy"
+    x = np.load(path)
+    x[5, 3] = np.nan
+    np.save(path, x)
+    index, _ = build_features_index(cfg)
+    name = "v_video_test_0000001"
+    with pytest.raises(ValueError, match=r"v_video_test_0000001.npy: 1 NaN or infinite values "
+                                         r"\(first in row 5\)"):
+        import_features(name, index["videos"][name], tmp_path / "o.npy",
+                        snippet_seconds=SNIPPET_SECONDS)
+    assert not (tmp_path / "o.npy").exists()
+
+
+def test_wrong_shape_and_stream_ranges(tmp_path: Path, videos: dict) -> None:
+    cfg = config(write_per_video(tmp_path, videos))
+    path = Path(cfg["features_dir"]) / "v_video_test_0000002.npy"
+    np.save(path, np.zeros(7, dtype=np.float32))
+    index, _ = build_features_index(cfg)
+    with pytest.raises(ValueError, match=r"v_video_test_0000002.npy: expected a \(T, D\) array"):
+        import_features("v_video_test_0000002", index["videos"]["v_video_test_0000002"],
+                        tmp_path / "o.npy", snippet_seconds=SNIPPET_SECONDS)
+    with pytest.raises(ValueError, match=r"stream flow columns \[32, 64\) are outside"):
+        import_features("v_video_test_0000001", index["videos"]["v_video_test_0000001"],
+                        tmp_path / "o.npy", snippet_seconds=SNIPPET_SECONDS,
+                        streams={"rgb": [0, 32], "flow": [32, 64]})
+
+
+def test_basnet_streams_of_different_length(tmp_path: Path, videos: dict) -> None:
+    cfg = config(write_basnet(tmp_path, videos), train_subset="train")
+    flow = Path(cfg["features_dir"]) / "test" / "flow" / "video_test_0000000.npy"
+    np.save(flow, np.load(flow)[:-2])
+    index, _ = build_features_index(cfg)
+    with pytest.raises(ValueError, match=r"rgb/video_test_0000000.npy has \d+ rows but .*flow"):
+        import_features("video_test_0000000", index["videos"]["video_test_0000000"],
+                        tmp_path / "o.npy", snippet_seconds=SNIPPET_SECONDS)
+
+
+def test_unknown_class_and_bad_segment_name_file_and_video(tmp_path: Path,
+                                                           videos: dict) -> None:
+    cfg = config(write_per_video(tmp_path, videos), classes=["Jump"])
+    with pytest.raises(ValueError, match=r"annotations.json: video video_\w+: unknown class "
+                                         r"'Throw'"):
+        build_features_index(cfg)
+    data = json.loads(Path(cfg["annotations"]).read_text())
+    data["database"]["video_test_0000001"]["annotations"][0]["segment"] = ["5.0", "2.0"]
+    Path(cfg["annotations"]).write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"database\['video_test_0000001'\].annotations\[0\]: "
+                                         r"segment \[5.0, 2.0\] is empty or negative"):
+        build_features_index(config(write_per_video(tmp_path / "b", videos),
+                                    annotations=cfg["annotations"]))
+
+
+def test_unknown_subset_is_an_error(tmp_path: Path, videos: dict) -> None:
+    cfg = config(write_per_video(tmp_path, videos), test_subset="testing")
+    with pytest.raises(ValueError, match=r"no video of subset 'testing'"):
+        build_features_index(cfg)
+
+
+def test_index_from_config_writes_both_files(tmp_path: Path, videos: dict) -> None:
+    cfg = config(write_per_video(tmp_path, videos))
+    index = index_from_config(tmp_path / "i.json", tmp_path / "gt.json", cfg)
+    assert read_json(tmp_path / "i.json") == index
+    assert index["snippet_seconds"] == SNIPPET_SECONDS
+    assert read_json(tmp_path / "gt.json")["taxonomy"][1]["nodeName"] == "Throw"

@@ -1,0 +1,298 @@
+"""Bring your own features: datasets given by precomputed snippet features, no videos.
+
+A dataset config with ``format: features`` (implied by a ``features_dir`` key) names::
+
+    features_dir: /path/features       # where the features are (layout below)
+    annotations: /path/annotations.json  # ActivityNet schema (segments may be strings)
+    snippet_seconds: 0.64              # time covered by one feature row (16 frames at 25 fps)
+    train_subset: validation           # subset names of the annotations
+    test_subset: test
+    streams: {rgb: [0, 1024], flow: [1024, 2048]}   # optional column ranges per stream
+    layout: per_video                  # per_video | basnet | wtalc
+
+Layouts:
+
+* ``per_video`` — ``<features_dir>/<video>.npy``, float (T, D); ``<video>`` is the annotation key,
+  or ``v_<key>`` when only that exists (ActivityNet feature files carry the ``v_`` prefix).
+* ``basnet`` — BaSNet / CoLA: ``<features_dir>/<subset>/{rgb,flow}/<video>.npy``, each (T, 1024),
+  concatenated RGB first (``np.concatenate((rgb, flow), axis=1)`` as those codebases do).
+* ``wtalc`` — W-TALC: one object array ``<features_dir>/*-JOINTFeatures.npy`` aligned by index
+  with the annotation folder's ``videoname.npy`` (``annotations`` is then that folder with
+  ``videoname.npy``, ``subset.npy``, ``classlist.npy``, ``duration.npy``, ``segments.npy``,
+  ``labels.npy``). The joint file is unpacked once (:func:`unpack_joint`) and read per video.
+
+The import stage (:func:`import_features`) writes every video's features as
+``<video>.npy`` (float32) with the same kind of sidecar as the extractors write, so that training,
+inference and evaluation do not know where the features came from. Row ``i`` covers
+``[i * snippet_seconds, (i + 1) * snippet_seconds)`` (the BaSNet / W-TALC convention).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from extractors.grid import SnippetGrid
+from wtal.datasets import IndexBuilder, check_labels, classes_of, read_anet_database
+from wtal.io import save_npy, write_json
+
+LAYOUTS = ("per_video", "basnet", "wtalc")
+
+
+def snippet_grid(n_rows: int, snippet_seconds: float) -> SnippetGrid:
+    """The grid of imported features: one row per ``snippet_seconds``, starting at 0 s."""
+    if not snippet_seconds > 0:
+        raise ValueError(f"snippet_seconds must be positive, got {snippet_seconds}")
+    return SnippetGrid(fps=1.0 / snippet_seconds, n_frames=n_rows, length=1, stride=1)
+
+
+def _text(value: Any) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes | np.bytes_) else str(value)
+
+
+def read_wtalc_annotations(folder: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
+    """W-TALC's annotation folder as an ActivityNet-schema ``database`` (keys: video names).
+
+    ``duration.npy`` is (N, 1); ``segments.npy`` and ``labels.npy`` are object arrays (one list
+    per video; labels are per segment). The row of each video in the joint feature file is kept
+    as ``row``.
+    """
+    folder = Path(folder)
+
+    def load(name: str, pickled: bool = False) -> np.ndarray:
+        path = folder / name
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: W-TALC annotation file is missing")
+        return np.load(path, allow_pickle=pickled, encoding="bytes")
+
+    names = [_text(v) for v in load("videoname.npy")]
+    subsets = [_text(v) for v in load("subset.npy")]
+    durations = load("duration.npy").reshape(len(names), -1)[:, 0]
+    segments = load("segments.npy", pickled=True)
+    labels = load("labels.npy", pickled=True)
+    for what, arr in (("subset.npy", subsets), ("duration.npy", durations),
+                      ("segments.npy", segments), ("labels.npy", labels)):
+        if len(arr) != len(names):
+            raise ValueError(f"{folder / what}: {len(arr)} entries but videoname.npy has "
+                             f"{len(names)}")
+    database: dict[str, dict[str, Any]] = {}
+    for row, name in enumerate(names):
+        segs, labs = list(segments[row]), list(labels[row])
+        if len(segs) != len(labs):
+            raise ValueError(f"{folder}: video {name}: {len(segs)} segments but {len(labs)} labels")
+        anns = []
+        for seg, lab in zip(segs, labs, strict=True):
+            start, end = float(seg[0]), float(seg[1])
+            if not end > start or start < 0:
+                raise ValueError(f"{folder / 'segments.npy'}: video {name}: segment "
+                                 f"[{start}, {end}] is empty or negative")
+            anns.append({"segment": [start, end], "label": _text(lab)})
+        database[name] = {"subset": subsets[row], "duration": float(durations[row]),
+                          "annotations": anns, "row": row}
+    return database
+
+
+def _find_joint(features_dir: Path, name: str | None) -> Path:
+    if name:
+        path = features_dir / name
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: W-TALC joint feature file does not exist")
+        return path
+    found = sorted(features_dir.glob("*-JOINTFeatures.npy"))
+    if len(found) != 1:
+        raise FileNotFoundError(
+            f"{features_dir}: expected one *-JOINTFeatures.npy, found {[p.name for p in found]}; "
+            f"set features_file"
+        )
+    return found[0]
+
+
+def feature_sources(cfg: Mapping[str, Any], key: str, subset: str, *,
+                    prefix: str = "v_") -> list[str] | None:
+    """Source files of one video's features in the configured layout; None if absent.
+
+    ``per_video`` looks for ``<key>.npy``, then ``<prefix><key>.npy``.
+    """
+    base = Path(cfg["features_dir"])
+    layout = cfg.get("layout", "per_video")
+    if layout == "per_video":
+        for stem in (key, f"{prefix}{key}"):
+            path = base / f"{stem}.npy"
+            if path.exists():
+                return [str(path)]
+        return None
+    if layout == "basnet":
+        files = [base / subset / stream / f"{key}.npy" for stream in ("rgb", "flow")]
+        return [str(p) for p in files] if all(p.exists() for p in files) else None
+    raise ValueError(f"no per-video sources in layout {layout!r}")
+
+
+def build_features_index(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Index of a ``format: features`` dataset; videos without features are listed as missing."""
+    layout = cfg.get("layout", "per_video")
+    if layout not in LAYOUTS:
+        raise ValueError(f"{cfg['name']}: unknown features layout {layout!r}; known: {LAYOUTS}")
+    features_dir = Path(cfg["features_dir"])
+    if not features_dir.is_dir():
+        raise FileNotFoundError(f"{features_dir}: features_dir does not exist")
+    ann = Path(cfg["annotations"])
+    database = read_wtalc_annotations(ann) if layout == "wtalc" else read_anet_database(ann)
+    splits = {cfg["train_subset"]: "train", cfg["test_subset"]: "test"}
+    present = {e["subset"] for e in database.values()}
+    for subset in splits:
+        if subset not in present:
+            raise ValueError(f"{ann}: no video of subset {subset!r} (subsets: {sorted(present)})")
+    classes = list(cfg.get("classes") or classes_of(database, list(splits)))
+    check_labels(ann, database, classes, list(splits))
+    builder = IndexBuilder(dataset=cfg["name"], classes=classes, fps=1.0 / cfg["snippet_seconds"])
+    joint = _find_joint(features_dir, cfg.get("features_file")) if layout == "wtalc" else None
+    prefix = cfg.get("video_prefix", "v_")
+    for key in sorted(database):
+        entry = database[key]
+        split = splits.get(entry["subset"])
+        if split is None:
+            continue
+        if layout == "wtalc":
+            name, sources = key, [str(joint)]
+        else:
+            sources = feature_sources(cfg, key, entry["subset"], prefix=prefix)
+            name = Path(sources[0]).stem if sources and layout == "per_video" else key
+        if sources is None:
+            builder.missing.append({"video": key, "subset": entry["subset"],
+                                    "reason": f"no features for {key} in {features_dir} "
+                                              f"(layout {layout})"})
+            continue
+        duration = entry["duration"]
+        if duration is None:  # BaSNet's gt.json has none: rows x snippet_seconds
+            rows = np.load(sources[0], mmap_mode="r").shape[0] if layout != "wtalc" else None
+            duration = rows * cfg["snippet_seconds"] if rows else None
+        record = {
+            "path": None,
+            "subset": entry["subset"],
+            "split": split,
+            "duration": duration,
+            "labels": builder.labels_of(entry["annotations"]),
+            "features": {"layout": layout, "files": sources, **(
+                {"row": entry["row"]} if "row" in entry else {})},
+        }
+        builder.add(name, record, entry["annotations"])
+    return builder.finish(f"{cfg['name']} (features, {layout} layout, {ann.name})",
+                          snippet_seconds=cfg["snippet_seconds"],
+                          streams=cfg.get("streams"))
+
+
+def unpack_joint(joint_file: str | os.PathLike[str], annotations: str | os.PathLike[str],
+                 out_dir: str | os.PathLike[str]) -> int:
+    """Write every video of a W-TALC joint feature file as ``<out_dir>/<video>.npy``.
+
+    The folder appears complete or not at all (written beside it, then renamed).
+    Returns the number of videos.
+    """
+    joint = np.load(joint_file, allow_pickle=True, encoding="bytes")
+    names = [_text(v) for v in np.load(Path(annotations) / "videoname.npy")]
+    if len(joint) != len(names):
+        raise ValueError(f"{joint_file}: {len(joint)} feature arrays but "
+                         f"{Path(annotations) / 'videoname.npy'} lists {len(names)} videos")
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    try:
+        for name, feats in zip(names, joint, strict=True):
+            np.save(tmp / f"{name}.npy", np.asarray(feats))
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return len(names)
+
+
+def _load_2d(path: Path) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{path}: not a numeric .npy array ({err})") from None
+    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
+        raise ValueError(f"{path}: expected a (T, D) array, got shape {x.shape}")
+    if not np.issubdtype(x.dtype, np.number):
+        raise ValueError(f"{path}: dtype {x.dtype} is not numeric")
+    return x
+
+
+def import_features(
+    video: str,
+    record: Mapping[str, Any],
+    out: str | os.PathLike[str],
+    *,
+    snippet_seconds: float,
+    streams: Mapping[str, list[int]] | None = None,
+    unpacked: str | os.PathLike[str] | None = None,
+) -> dict[str, Any]:
+    """Import stage: one video's features in the project's format (``.npy`` + sidecar).
+
+    Args:
+        video: the video name.
+        record: the video's index.json record (its ``features`` entry).
+        out: the ``.npy`` to write; the sidecar goes beside it.
+        snippet_seconds: time covered by one feature row.
+        streams: optional column ranges per stream (``{"rgb": [0, 1024], ...}``).
+        unpacked: the folder written by :func:`unpack_joint` (``wtalc`` layout).
+
+    Raises:
+        ValueError: a malformed array (naming the file): not (T, D), not numeric, NaN or
+            infinite values (with the first bad row), RGB and flow of different lengths,
+            stream ranges outside the columns.
+    """
+    source = record["features"]
+    layout = source["layout"]
+    if layout == "per_video":
+        files = [Path(source["files"][0])]
+        x = _load_2d(files[0])
+    elif layout == "basnet":
+        files = [Path(f) for f in source["files"]]
+        rgb, flow = (_load_2d(f) for f in files)
+        if rgb.shape[0] != flow.shape[0]:
+            raise ValueError(f"{files[0]} has {rgb.shape[0]} rows but {files[1]} "
+                             f"{flow.shape[0]}")
+        x = np.concatenate((rgb, flow), axis=1)
+        if streams is None:
+            streams = {"rgb": [0, rgb.shape[1]], "flow": [rgb.shape[1], x.shape[1]]}
+    elif layout == "wtalc":
+        if unpacked is None:
+            raise ValueError(f"{video}: the wtalc layout needs the unpacked joint folder")
+        files = [Path(unpacked) / f"{video}.npy"]
+        x = _load_2d(files[0])
+    else:
+        raise ValueError(f"{video}: unknown features layout {layout!r}")
+    bad = ~np.isfinite(x)
+    if bad.any():
+        row = int(np.argwhere(bad)[0][0])
+        raise ValueError(f"{files[0] if len(files) == 1 else files}: {int(bad.sum())} NaN or "
+                         f"infinite values (first in row {row}) in the features of {video}")
+    for stream, (lo, hi) in (streams or {}).items():
+        if not 0 <= lo < hi <= x.shape[1]:
+            raise ValueError(f"{video}: stream {stream} columns [{lo}, {hi}) are outside the "
+                             f"{x.shape[1]} feature columns")
+    x = x.astype(np.float32)
+    grid = snippet_grid(x.shape[0], snippet_seconds)
+    sidecar = {
+        "video": video,
+        "extractor": "imported",
+        "shape": list(x.shape),
+        "streams": dict(streams) if streams else None,
+        "grid": grid.to_dict(),
+        "settings": {"layout": layout, "snippet_seconds": snippet_seconds,
+                     "sources": [str(f) for f in files]},
+        "flow": None,
+    }
+    out = Path(out)
+    save_npy(out, x)
+    write_json(out.with_suffix(".json"), sidecar)
+    return sidecar
