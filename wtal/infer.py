@@ -28,6 +28,7 @@ from wtal.evaluate import write_thumos14_detections
 from wtal.io import save_npy, write_json
 from wtal.models import build_model
 from wtal.postprocess import hard_nms, minmax, outer_inner_score, runs_above, soft_nms
+from wtal.sampling import rescale
 
 
 @dataclass(frozen=True)
@@ -169,7 +170,12 @@ def infer(
                 f"{path}: features are {features.shape[1]}-d, the model expects {ckpt['in_dim']}"
             )
         grid = SnippetGrid.from_dict(sidecar["grid"])
-        cas, scores = predict_video(net, ckpt, features, dev)
+        length = ckpt.get("train_settings", {}).get("feature_length")
+        if length is None:
+            cas, scores = predict_video(net, ckpt, features, dev)
+        else:  # the model saw sequences of a fixed length: back to the video's own snippets
+            cas, scores = predict_video(net, ckpt, rescale(features, length), dev)
+            cas = rescale(cas, len(features))
         save_npy(cas_dir / f"{name}.npy", cas.astype(np.float32))
         results[name] = localize(cas, scores, grid, classes, settings)
         video_scores[name] = {c: float(s) for c, s in zip(classes, scores, strict=True)}

@@ -23,6 +23,7 @@ from wtal.datasets import load_index
 from wtal.io import atomic_path, write_json
 from wtal.losses import video_loss
 from wtal.models import build_model
+from wtal.sampling import Sampling, rescale, sample, shot_boundaries
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,9 @@ class TrainSettings:
     loss: str = "bce"  # video-level loss: bce or softmax
     feature_norm: str = "standardize"  # standardize (train-set mean/std) or none
     seed: int = 0  # seeds the initialisation, shuffling and cropping
+    sampling: str = "all"  # all (random crops of max_seqlen) | uniform | sparse | shot
+    num_segments: int = 750  # K units per sampled training sequence (wtal.sampling)
+    feature_length: int | None = None  # rescale every sequence to this length (train and test)
 
 
 def video_name(feature_path: str | os.PathLike[str]) -> str:
@@ -148,6 +152,8 @@ def train(
     t0 = time.time()
     index = load_index(index_path)
     names, feats, labels, sidecars = load_split(feature_paths, index)
+    if settings.feature_length is not None:  # e.g. KT-MGFN on ActivityNet: 256
+        feats = [rescale(x, settings.feature_length) for x in feats]
     dim = feats[0].shape[1]
     if settings.feature_norm == "standardize":
         allx = np.concatenate(feats)
@@ -158,6 +164,9 @@ def train(
     else:
         raise ValueError(f"unknown feature_norm {settings.feature_norm!r}")
     feats = [((x - mean) / std).astype(np.float32) for x in feats]
+    sampler = Sampling(strategy=settings.sampling, num_segments=settings.num_segments)
+    boundaries = ([shot_boundaries(x, z=sampler.shot_z, min_shot=sampler.min_shot)
+                   for x in feats] if sampler.strategy == "shot" else None)
 
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
@@ -186,7 +195,9 @@ def train(
             seqs = []
             for i in idx:
                 x = feats[i]
-                if len(x) > settings.max_seqlen:
+                if sampler.strategy != "all":
+                    x = sample(x, sampler, rng, boundaries[i] if boundaries else None)
+                elif len(x) > settings.max_seqlen:
                     start = int(rng.integers(0, len(x) - settings.max_seqlen + 1))
                     x = x[start : start + settings.max_seqlen]
                 seqs.append(x)
