@@ -7,6 +7,7 @@ last one, never one picked on the test subset.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -22,8 +23,10 @@ from extractors.features import load_features, resolve_device
 from wtal.datasets import load_index
 from wtal.io import atomic_path, write_json
 from wtal.losses import video_loss
-from wtal.models import build_model
+from wtal.models import build_model, builder_parameters
 from wtal.sampling import Sampling, rescale, sample, shot_boundaries
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,21 @@ def load_split(
     if not names:
         raise ValueError("no training videos")
     return names, feats, np.stack(labels), sidecars
+
+
+def feature_streams(
+    feature_paths: Sequence[str | os.PathLike[str]], sidecars: Sequence[dict[str, Any]]
+) -> dict[str, list[int]] | None:
+    """The column range of every stream (``{"rgb": [0, 1024], ...}``) the sidecars agree on.
+
+    None when the features record none (bring-your-own features without ``streams``).
+    """
+    streams = sidecars[0].get("streams")
+    for path, sidecar in zip(feature_paths, sidecars, strict=True):
+        if sidecar.get("streams") != streams:
+            raise ValueError(f"{path}: stream columns {sidecar.get('streams')} differ from "
+                             f"{feature_paths[0]}'s {streams}")
+    return streams
 
 
 def model_loss(
@@ -171,6 +189,12 @@ def train(
     torch.manual_seed(settings.seed)
     rng = np.random.default_rng(settings.seed)
     dev = resolve_device(device)
+    streams = feature_streams(feature_paths, sidecars)
+    if "streams" in builder_parameters(model):  # models that treat RGB and flow apart
+        model_args = {**model_args, "streams": streams}
+        if streams is None:
+            logger.warning("%s: the features record no stream column ranges (set `streams` in the "
+                        "dataset config): one stream of all %d columns is used", model, dim)
     net = build_model(model, in_dim=dim, num_classes=len(index["classes"]), **model_args).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.MultiStepLR(
@@ -238,6 +262,7 @@ def train(
         "n_videos": len(names),
         "videos": names,
         "feature_dim": dim,
+        "streams": streams if streams is not None else "none recorded: one stream",
         "settings": asdict(settings),
         "model_args": model_args,
         "loss": curve,

@@ -27,6 +27,15 @@ def list_models() -> list[str]:
     return sorted(_BUILDERS)
 
 
+def builder_parameters(name: str) -> set[str]:
+    """Keyword parameters of the builder of ``name``."""
+    import inspect
+
+    if name not in _BUILDERS:
+        raise KeyError(f"unknown model {name!r}; available: {', '.join(list_models())}")
+    return set(inspect.signature(_BUILDERS[name]).parameters)
+
+
 def build_model(name: str, **kwargs: Any) -> nn.Module:
     """Build the model registered as ``name`` with keyword arguments."""
     if name not in _BUILDERS:
