@@ -12,6 +12,9 @@ min_version("9.0")
 configfile: str(Path(workflow.basedir) / "pipeline" / "config" / "config.yaml")
 
 
+report: "pipeline/report/workflow.rst"
+
+
 include: "pipeline/rules/common.smk"
 include: "pipeline/rules/demo.smk"
 include: "pipeline/rules/index.smk"
@@ -22,6 +25,7 @@ include: "pipeline/rules/import.smk"
 include: "pipeline/rules/train.smk"
 include: "pipeline/rules/infer.smk"
 include: "pipeline/rules/evaluate.smk"
+include: "pipeline/rules/report.smk"
 
 
 localrules:

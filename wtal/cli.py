@@ -12,6 +12,10 @@
     wtal infer --model model.pt --features ... --out detections.json --cas-dir cas/
     wtal eval --ground-truth GT.json --predictions DET.json --protocol anet --subset test \
         --tiou 0.1 0.2 0.3 0.4 0.5 0.6 0.7 --out map.json
+    wtal report --run results/demo/cas_baseline --gt work/demo/gt.json \
+        --features work/demo/features/i3d/*.npy --out results/demo/cas_baseline/report
+    wtal summary [results/*/*/map.json ...] --md results/summary.md --csv results/summary.csv
+    wtal detect VIDEO --model results/thumos14/kt_mgfn/model.pt [--out D.json --figure T.png]
 """
 
 from __future__ import annotations
@@ -71,19 +75,20 @@ def cmd_synth_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_index(args: argparse.Namespace) -> None:
-    from wtal.datasets import index_dataset
+    from wtal.datasets import index_from_config
 
     cfg = yaml.safe_load(Path(args.dataset_config).read_text())
-    index = index_dataset(
-        args.index,
-        args.gt,
-        dataset=cfg["name"],
-        classes=cfg["classes"],
-        subsets=cfg["subsets"],
-        fps=cfg.get("fps", 25),
-        root=args.root or cfg["root"],
-    )
-    print(f"indexed {len(index['videos'])} videos of {index['dataset']}")
+    if "features_dir" in cfg:
+        cfg.setdefault("format", "features")
+    if cfg.get("format") == "features":
+        cfg["subsets"] = [{"name": cfg["train_subset"], "split": "train"},
+                          {"name": cfg["test_subset"], "split": "test"}]
+    if args.root:
+        cfg["root"] = args.root
+    index = index_from_config(args.index, args.gt, cfg)
+    print(f"indexed {len(index['videos'])} videos of {index['dataset']}; "
+          f"{len(index['missing'])} missing, {len(index['excluded'])} excluded, "
+          f"{len(index['adjusted'])} annotations adjusted (listed in {args.index})")
 
 
 def cmd_decode(args: argparse.Namespace) -> None:
@@ -192,6 +197,46 @@ def cmd_eval(args: argparse.Namespace) -> None:
     print("\n".join(lines))
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from wtal.io import read_json
+    from wtal.report import make_report
+
+    run = Path(args.run)
+    result = read_json(run / "map.json")
+    manifest = make_report(
+        model_path=run / "model.pt", train_log_path=run / "train.json",
+        detections_path=run / "detections.json", map_path=run / "map.json", gt_path=args.gt,
+        feature_paths=args.features, out_dir=args.out or run / "report",
+        subset=args.subset or result.get("subset", "test"), videos=args.videos,
+        n_videos=args.n_videos, pr_tiou=args.pr_tiou, device=args.device,
+        threads=args.threads)
+    out = Path(args.out or run / "report")
+    for name in manifest["figures"]:
+        print(out / name)
+
+
+def cmd_summary(args: argparse.Namespace) -> None:
+    from wtal.report import write_summary
+
+    paths = args.maps or sorted(str(p) for p in Path(args.results).glob("*/*/map.json"))
+    records = write_summary(paths, args.md, args.csv)
+    print(Path(args.md).read_text())
+    print(f"{len(paths)} map.json file(s), {len(records)} rows → {args.md}, {args.csv}")
+
+
+def cmd_detect(args: argparse.Namespace) -> None:
+    from wtal.detect import detect, detection_table
+
+    result = detect(args.video, args.model, out=args.out, figure=args.figure,
+                    work_dir=args.work_dir, features_sidecar=args.features_sidecar,
+                    overrides=_key_values(args.set), flow_backend=args.flow_backend,
+                    device=args.device, threads=args.threads)
+    print(detection_table(result, top=args.top))
+    for what, path in (("detections", args.out), ("timeline", args.figure)):
+        if path:
+            print(f"{what}: {path}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="wtal", description=__doc__.split("\n\n")[0])
     parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
@@ -204,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-test", type=int, default=8)
     p.set_defaults(func=cmd_synth_demo)
 
-    p = sub.add_parser("index", help="index a THUMOS14-format dataset")
+    p = sub.add_parser("index", help="index a dataset (thumos14, activitynet or features format)")
     p.add_argument("--dataset-config", required=True, help="a pipeline/config/datasets/*.yaml")
     p.add_argument("--root", help="override the config's root folder")
     p.add_argument("--index", required=True, help="index.json to write")
@@ -283,6 +328,50 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the one beside it, else the ground truth's)")
     p.add_argument("--out", help="JSON to write (tiou, mAP, average_mAP, per_class, ...)")
     p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("report", help="figures of a trained model: timelines, AP, PR, loss",
+                       description="Write the report figures of results/<dataset>/<model>/ "
+                       "(model.pt, train.json, detections.json, map.json).")
+    p.add_argument("--run", required=True, help="folder with model.pt, train.json, "
+                   "detections.json and map.json")
+    p.add_argument("--gt", required=True, help="gt.json of the dataset")
+    p.add_argument("--features", nargs="+", required=True, help="test feature .npy files")
+    p.add_argument("--out", help="report folder (default: RUN/report)")
+    p.add_argument("--subset", help="evaluated subset (default: map.json's)")
+    p.add_argument("--videos", nargs="*", default=None, help="videos to draw")
+    p.add_argument("--n-videos", type=int, default=3, help="videos to draw without --videos")
+    p.add_argument("--pr-tiou", type=float, default=0.5, help="tIoU of the PR curves")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("summary", help="compare every map.json with the papers' numbers")
+    p.add_argument("maps", nargs="*", help="map.json files (default: RESULTS/*/*/map.json)")
+    p.add_argument("--results", default="results", help="results folder to search")
+    p.add_argument("--md", default="results/summary.md")
+    p.add_argument("--csv", default="results/summary.csv")
+    p.set_defaults(func=cmd_summary)
+
+    p = sub.add_parser("detect", help="detect actions in a new raw video",
+                       description="decode → TV-L1 flow → I3D features → model → "
+                       "post-processing on one video, with the settings the model was "
+                       "trained with (recorded in model.pt).")
+    p.add_argument("video")
+    p.add_argument("--model", required=True, help="model.pt written by train")
+    p.add_argument("--out", help="detections JSON to write (ActivityNet format)")
+    p.add_argument("--figure", help="timeline PNG to write")
+    p.add_argument("--work-dir", help="keep the frame plan, flow and features here")
+    p.add_argument("--features-sidecar", help="a training feature sidecar .json, for a "
+                   "model.pt without recorded feature settings")
+    p.add_argument("--flow-backend", choices=["opencv", "torch", "auto"], default=None,
+                   help="TV-L1 implementation (default: the one the features were made with)")
+    p.add_argument("--set", nargs="*", default=[],
+                   help="post-processing settings as KEY=VALUE (default: the model's infer "
+                   "settings from detections.json beside it)")
+    p.add_argument("--top", type=int, default=20, help="detections printed")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_detect)
     return parser
 
 

@@ -99,6 +99,16 @@ class CASBaseline(nn.Module):
         video_logits = temporal_pool(cas, mask, pooling=self.pooling, topk_ratio=self.topk_ratio)
         return CASOutput(cas=cas, video_logits=video_logits)  # (B, T, C), (B, C)
 
+    @torch.no_grad()
+    def score_sequences(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+        """The named per-snippet scores a report plots (see :mod:`wtal.report`).
+
+        The baseline has no learned attention: ``cas`` is σ(CAS) (B, T, C) and ``background``
+        (B, T) is ``1 − max_c σ(CAS)``, the evidence that no class is present.
+        """
+        cas = torch.sigmoid(self.forward(x, mask).cas)  # (B, T, C)
+        return {"cas": cas, "background": 1.0 - cas.amax(dim=-1)}
+
 
 @register_model("cas_baseline")
 def cas_baseline(

@@ -361,6 +361,37 @@ class CPMN(nn.Module):
         """Φ = sigmoid(M(Cas)) · H (Eq. 4/5), (B, T, C), and video scores p_class (B, C)."""
         return torch.sigmoid(out.cas) * out.heatmap, self.video_scores(out)
 
+    @torch.no_grad()
+    def score_sequences(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+        """The named per-snippet scores a report plots (see :mod:`wtal.report`), on the input's
+        time axis:
+
+        * ``original_tcas``: σ(M(A)) (B, T, C), classifier A's T-CAS;
+        * ``mining_tcas``: σ(M(B)) (B, T, C), classifier B's T-CAS on the erased input (mining);
+        * ``cascaded_tcas``: σ(M(Cas)) = σ(max(M(A), M(B))) (B, T, C);
+        * ``attention``: the PAM's heatmap H in [0, 1] (B, T, C) (PAM only);
+        * ``localisation``: Φ = σ(M(Cas)) · H (B, T, C), what the localiser reads;
+        * ``erased`` (B, T): 1 where classifier B saw erased snippets (mining only).
+        """
+        if mask is None:
+            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        out = self.forward(x, mask)
+
+        def on_input_axis(y: Tensor) -> Tensor:  # (B, T', K) → (B, T, K)
+            return self._resize_out(y, mask) if self.resize is not None else y
+
+        seqs = {"original_tcas": torch.sigmoid(on_input_axis(out.tcas_a))}
+        if out.tcas_b is not None:
+            seqs["mining_tcas"] = torch.sigmoid(on_input_axis(out.tcas_b))
+            seqs["cascaded_tcas"] = torch.sigmoid(out.cas)
+        if self.pam is not None:
+            seqs["attention"] = out.heatmap
+        seqs["localisation"] = self.probabilities(out)[0]
+        if out.tcas_b is not None:
+            erased = on_input_axis(out.erased.unsqueeze(-1).to(x.dtype))  # (B, T, 1)
+            seqs["erased"] = erased[..., 0]
+        return seqs
+
     def ccm_l2(self) -> Tensor:
         """Σ w² / 2 over the weights (not biases) of the cascaded classifiers."""
         total = self.classifier_a.fc.weight.new_zeros(())

@@ -387,6 +387,23 @@ class ECM(nn.Module):
         snippets, (B, T, C) in [0, 1], and the video scores (B, C) that τ rejects."""
         return masked_minmax(out.cas, out.mask), class_scores(out.video_logits, scores=self.scores)
 
+    @torch.no_grad()
+    def score_sequences(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+        """The named per-snippet scores a report plots (see :mod:`wtal.report`):
+
+        * ``cas``: the CAS of Φ min-max normalised along time (B, T, C), what the localiser
+          reads (Sec. 3.5);
+        * ``action_weights``: W^a (B, T, C) of the weight-transition module (post stream only);
+        * ``background_weights``: W^b = 1 − W^a (B, T, C) (post stream only).
+        """
+        out = self.forward(x, mask)
+        seqs = {"cas": masked_minmax(out.cas, out.mask)}
+        if out.action_weights is not None:
+            m = out.mask.unsqueeze(-1).to(out.action_weights.dtype)
+            seqs["action_weights"] = out.action_weights
+            seqs["background_weights"] = (1.0 - out.action_weights) * m
+        return seqs
+
 
 def frame_accuracy(
     cas: np.ndarray, video_scores: np.ndarray, frame_labels: np.ndarray, *, tau: float = 0.25

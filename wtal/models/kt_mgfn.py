@@ -536,6 +536,34 @@ class KTMGFN(nn.Module):
         return self.activations(out.cas, out.mask), torch.sigmoid(out.video_logits)
 
     @torch.no_grad()
+    def score_sequences(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+        """The named per-snippet scores a report plots (see :mod:`wtal.report`), each on the
+        activation scale of :meth:`activations` (what the localiser reads), (B, T, C):
+
+        * ``simple_cas``: ``H0``, the undilated branch of stage 1 (table V's simple CAS);
+        * ``multi_dilated_cas``: ``H = H0 + mean_i Hi`` of stage 1 (MDCM; equals the simple CAS
+          without it);
+        * ``mining_cas``: ``H̄`` of stage 2, on the erased input (CCM only);
+        * ``cascaded_cas``: ``max(H, H̄)``, the enhanced CAS the model localises with (trained
+          with the KTM's objective when trimmed representations were given);
+        * ``erased`` (B, T): 1 where stage 2 saw erased snippets (CCM only).
+        """
+        if mask is None:
+            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        out = self.forward(x, mask)
+        branches, _, _ = self._stage(0, x, mask)  # (B, NB, T, C)
+        seqs = {
+            "simple_cas": self.activations(branches[:, 0], mask),
+            "multi_dilated_cas": self.activations(out.stage_cas[:, 0], mask),
+        }
+        if out.stage_cas.shape[1] > 1:
+            seqs["mining_cas"] = self.activations(out.stage_cas[:, 1], mask)
+        seqs["cascaded_cas"] = self.activations(out.cas, mask)
+        if out.stage_cas.shape[1] > 1:
+            seqs["erased"] = out.erased.to(x.dtype)
+        return seqs
+
+    @torch.no_grad()
     def embed(self, x: Tensor, mask: Tensor | None = None) -> Tensor:
         """GAP-layer representation (B, R) of stage 1, as the trimmed branch provides for the
         KTM (call on a trimmed-branch model in eval mode)."""
