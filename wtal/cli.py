@@ -122,6 +122,27 @@ def cmd_features(args: argparse.Namespace) -> None:
     print(f"{args.out}: features of shape {tuple(sidecar['shape'])}")
 
 
+def cmd_import_features(args: argparse.Namespace) -> None:
+    from wtal.byof import import_features, unpack_joint
+    from wtal.datasets import load_index
+
+    index = load_index(args.index)
+    if args.unpack_joint:
+        joint, annotations = args.unpack_joint
+        print(f"unpacked {unpack_joint(joint, annotations, args.unpacked)} videos "
+              f"into {args.unpacked}")
+    videos = args.videos or sorted(v for v, r in index["videos"].items() if "features" in r)
+    streams = index.get("streams")
+    for video in videos:
+        if video not in index["videos"]:
+            raise SystemExit(f"wtal: {args.index}: no video {video!r}")
+        out = Path(args.out_dir) / f"{video}.npy"
+        sidecar = import_features(video, index["videos"][video], out,
+                                  snippet_seconds=index["snippet_seconds"], streams=streams,
+                                  unpacked=args.unpacked)
+        print(f"{out}: {tuple(sidecar['shape'])}")
+
+
 def cmd_train(args: argparse.Namespace) -> None:
     from wtal.train import TrainSettings, train
 
@@ -289,6 +310,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser("import-features",
+                       help="your own features of an indexed features dataset → .npy + sidecar")
+    p.add_argument("--index", required=True, help="index.json of a format: features dataset")
+    p.add_argument("--out-dir", required=True, help="folder of the <video>.npy files to write")
+    p.add_argument("--videos", nargs="*", help="videos to import (default: all)")
+    p.add_argument("--unpacked", help="folder of the unpacked W-TALC joint file")
+    p.add_argument("--unpack-joint", nargs=2, metavar=("JOINT_NPY", "ANNOTATION_DIR"),
+                   help="first unpack a W-TALC *-JOINTFeatures.npy into --unpacked")
+    p.set_defaults(func=cmd_import_features)
 
     for name, func in (("train", cmd_train), ("infer", cmd_infer)):
         p = sub.add_parser(name, help=f"{name} a localizer")

@@ -250,7 +250,9 @@ def train(
         "state_dict": {k: v.cpu() for k, v in net.state_dict().items()},
         "feature_norm": {"mean": torch.from_numpy(mean), "std": torch.from_numpy(std)},
         "train_settings": asdict(settings),
-        "feature_settings": {k: sidecars[0].get(k) for k in ("extractor", "settings", "flow")},
+        "feature_settings": {
+            k: sidecars[0].get(k) for k in ("extractor", "settings", "flow", "frames")
+        },
         "dataset": index["dataset"],
         "code_version": wtal.__version__,
     }

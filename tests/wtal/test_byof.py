@@ -181,3 +181,25 @@ def test_index_from_config_writes_both_files(tmp_path: Path, videos: dict) -> No
     assert read_json(tmp_path / "i.json") == index
     assert index["snippet_seconds"] == SNIPPET_SECONDS
     assert read_json(tmp_path / "gt.json")["taxonomy"][1]["nodeName"] == "Throw"
+
+
+def test_by_hand_with_the_cli(tmp_path: Path, videos: dict,
+                              capsys: pytest.CaptureFixture[str]) -> None:
+    """wtal index + wtal import-features: the W-TALC layout, unpacked by the same command."""
+    import yaml
+
+    from wtal.cli import main
+
+    cfg = config(write_wtalc(tmp_path, videos), streams={"rgb": [0, HALF], "flow": [HALF, 32]})
+    del cfg["format"]  # implied by features_dir
+    (tmp_path / "byo.yaml").write_text(yaml.safe_dump(cfg))
+    assert main(["index", "--dataset-config", str(tmp_path / "byo.yaml"),
+                 "--index", str(tmp_path / "i.json"), "--gt", str(tmp_path / "g.json")]) == 0
+    assert f"indexed {len(videos)} videos of byo; 0 missing" in capsys.readouterr().out
+    joint = next(Path(cfg["features_dir"]).glob("*-JOINTFeatures.npy"))
+    assert main(["import-features", "--index", str(tmp_path / "i.json"),
+                 "--out-dir", str(tmp_path / "imported"), "--unpacked", str(tmp_path / "u"),
+                 "--unpack-joint", str(joint), cfg["annotations"]]) == 0
+    x, sidecar = load_features(tmp_path / "imported" / "video_test_0000000.npy")
+    np.testing.assert_array_equal(x, videos["video_test_0000000"]["features"])
+    assert sidecar["streams"] == {"rgb": [0, HALF], "flow": [HALF, 32]}
