@@ -192,9 +192,11 @@ def train(
     streams = feature_streams(feature_paths, sidecars)
     if "streams" in builder_parameters(model):  # models that treat RGB and flow apart
         model_args = {**model_args, "streams": streams}
-        if streams is None:
-            logger.warning("%s: the features record no stream column ranges (set `streams` in the "
-                        "dataset config): one stream of all %d columns is used", model, dim)
+        if streams is None and model_args.get("stream", "both") != "both":
+            logger.warning("%s: the features record no stream column ranges (set `streams` in "
+                           "the dataset config), so stream %r is not defined: one stream of all "
+                           "%d columns is used", model, model_args["stream"], dim)
+            model_args["stream"] = "both"
     net = build_model(model, in_dim=dim, num_classes=len(index["classes"]), **model_args).to(dev)
     opt = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.MultiStepLR(

@@ -414,3 +414,40 @@ def test_config_is_valid_and_builds() -> None:
     assert (config["args"]["zeta"], config["args"]["l2_weight"]) == (0.4, 0.0025)
     assert config["infer"]["cas_thresholds"] == [0.2]
     assert config["datasets"]["activitynet13"]["args"]["resize"] == 64
+
+
+def test_stream_columns_come_from_the_sidecar_ranges() -> None:
+    """With recorded stream ranges (e.g. 16 RGB + 48 flow columns), ``stream`` picks them, not
+    the halves; an unknown stream name is an error."""
+    from wtal.models import build_model
+
+    net = build_model("cpmn", in_dim=64, num_classes=3, stream="flow", hidden=8,
+                      streams={"rgb": [0, 16], "flow": [16, 64]})
+    assert net.columns == (16, 64)
+    assert build_model("cpmn", in_dim=64, num_classes=3, stream="flow", hidden=8).columns == (
+        32, 64)
+    with pytest.raises(ValueError, match="the features have streams"):
+        build_model("cpmn", in_dim=64, num_classes=3, stream="flow", hidden=8,
+                    streams={"audio": [0, 64]})
+
+
+def test_training_without_stream_ranges_says_so(tmp_path, caplog) -> None:
+    """Features without recorded streams: a one-stream CPMN uses all columns, and says so."""
+    import logging
+
+    import torch
+    from test_train_infer import CLASSES, make_split
+
+    from wtal.io import write_json
+    from wtal.train import TrainSettings, train
+
+    paths, videos, _ = make_split(tmp_path, 4, 0, "tr")
+    write_json(tmp_path / "index.json", {"dataset": "toy", "classes": CLASSES, "videos": videos})
+    with caplog.at_level(logging.WARNING, logger="wtal.train"):
+        train(tmp_path / "index.json", paths, tmp_path / "m.pt", tmp_path / "t.json",
+              model="cpmn", model_args={"stream": "rgb", "hidden": 8},
+              settings=TrainSettings(epochs=1, batch_size=4), device="cpu")
+    assert "record no stream column ranges" in caplog.text
+    ckpt = torch.load(tmp_path / "m.pt", weights_only=False)
+    assert ckpt["model_args"]["stream"] == "both"
+    assert ckpt["model_args"]["streams"] is None

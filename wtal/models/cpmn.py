@@ -248,11 +248,14 @@ class CPMN(nn.Module):
         l2_weight: float = 0.0025,  # λ of Eq. (6), on the CCM's weights
         resize: int | None = None,  # resample every video to this many snippets (ActivityNet)
         score_mining: bool = False,  # classifier B's logits in the video scores too
+        streams: dict[str, list[int]] | None = None,  # column ranges per stream (sidecars)
     ) -> None:
         super().__init__()
         if stream not in STREAMS:
             raise ValueError(f"unknown stream {stream!r} (rgb, flow or both)")
-        if stream != "both" and in_dim % 2:
+        if streams is not None and stream != "both" and stream not in streams:
+            raise ValueError(f"stream {stream!r}: the features have streams {sorted(streams)}")
+        if streams is None and stream != "both" and in_dim % 2:
             raise ValueError(f"stream {stream!r} needs an even feature dimension, got {in_dim}")
         if erase_guide not in {"labels", "predictions"}:
             raise ValueError(f"unknown erase_guide {erase_guide!r} (labels or predictions)")
@@ -262,6 +265,8 @@ class CPMN(nn.Module):
             raise ValueError("resize must be a positive length")
         half = in_dim // 2
         self.columns = {"rgb": (0, half), "flow": (half, in_dim), "both": (0, in_dim)}[stream]
+        if streams is not None and stream != "both":
+            self.columns = (int(streams[stream][0]), int(streams[stream][1]))
         dim = self.columns[1] - self.columns[0]
         self.stream = stream
         self.mining = mining
@@ -450,6 +455,7 @@ def cpmn(
     l2_weight: float = 0.0025,
     resize: int | None = None,
     score_mining: bool = False,
+    streams: dict[str, list[int]] | None = None,
 ) -> CPMN:
     """Build CPMN.
 
@@ -472,8 +478,10 @@ def cpmn(
         resize: resample each video to this many snippets before the network and the outputs
             back to its length (64 on ActivityNet in the paper); None keeps the length.
         score_mining: also average classifier B's logits into the video scores.
+        streams: the features' column range per stream (``{"rgb": [0, 1024], ...}``, passed by
+            the training loop from the feature sidecars); None = the halves convention above.
     """
     return CPMN(in_dim=in_dim, num_classes=num_classes, stream=stream, hidden=hidden,
                 kernel_size=kernel_size, mining=mining, pam=pam, zeta=zeta,
                 erase_guide=erase_guide, levels=levels, window=window, l2_weight=l2_weight,
-                resize=resize, score_mining=score_mining)
+                resize=resize, score_mining=score_mining, streams=streams)
