@@ -24,6 +24,7 @@ from wtal.datasets import load_index
 from wtal.io import atomic_path, write_json
 from wtal.losses import video_loss
 from wtal.models import build_model, builder_parameters
+from wtal.progress import progress_bar
 from wtal.sampling import Sampling, rescale, sample, shot_boundaries
 
 logger = logging.getLogger(__name__)
@@ -205,10 +206,7 @@ def train(
     y_all = torch.from_numpy(labels)
     curve: list[float] = []
     epochs = range(settings.epochs)
-    if progress:
-        from tqdm import tqdm
-
-        epochs = tqdm(epochs, desc=f"train {model}", unit="epoch")
+    epochs = progress_bar(epochs, desc=f"train {model}", unit="epoch", show=progress)
     net.train()
     parts_curve: dict[str, list[float]] = {}
     lrs: list[float] = []
