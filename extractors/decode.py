@@ -99,6 +99,10 @@ def _open(video: Path) -> Any:
 
     if not video.exists():
         raise VideoError(f"{video}: no such file")
+    if video.is_dir():
+        raise VideoError(f"{video}: is a directory, not a video file")
+    if not video.is_file():
+        raise VideoError(f"{video}: not a regular file")
     if not os.access(video, os.R_OK):
         raise VideoError(f"{video}: not readable (permissions)")
     if video.stat().st_size == 0:
@@ -106,6 +110,8 @@ def _open(video: Path) -> Any:
     try:
         return decord.VideoReader(str(video), ctx=decord.cpu(0), num_threads=1)
     except Exception as err:  # decord raises its own DECORDError and RuntimeError
+        if "cannot find video stream" in str(err):
+            raise VideoError(f"{video}: has no video stream") from err
         raise VideoError(f"{video}: cannot be decoded as a video ({err})") from err
 
 

@@ -213,7 +213,12 @@ def extract_i3d(
 
 
 def load_features(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]:
-    """Read a feature file and its sidecar, checking they agree."""
+    """Read a feature file and its sidecar, checking they agree and every value is finite.
+
+    Raises:
+        FileNotFoundError: the sidecar is missing.
+        ValueError: shapes disagree, or NaN / inf values (the message names the file).
+    """
     from wtal.io import read_json
 
     path = Path(path)
@@ -225,5 +230,16 @@ def load_features(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, A
     if features.ndim != 2 or list(features.shape) != list(sidecar["shape"]):
         raise ValueError(
             f"{path}: shape {features.shape} does not match its sidecar's {sidecar['shape']}"
+        )
+    if not np.issubdtype(features.dtype, np.floating):
+        raise ValueError(f"{path}: features must be floating point, not {features.dtype}")
+    finite = np.isfinite(features)
+    if not finite.all():
+        rows = np.flatnonzero(~finite.all(axis=1))
+        n_nan, n_inf = int(np.isnan(features).sum()), int(np.isinf(features).sum())
+        raise ValueError(
+            f"{path}: {n_nan + n_inf} non-finite feature values (NaN {n_nan}, inf {n_inf}) "
+            f"in {len(rows)} of {len(features)} snippets, "
+            f"first at snippet {int(rows[0])}; recompute or repair this file"
         )
     return features.astype(np.float32, copy=False), sidecar

@@ -76,7 +76,9 @@ __all__ = [
     "ThumosDetections",
     "ThumosGroundTruth",
     "anet_detection_map",
+    "check_predictions",
     "classification_map",
+    "dataset_classes",
     "eleven_point_ap",
     "evaluate",
     "interpolated_prec_rec",
@@ -1389,6 +1391,57 @@ def _read_inputs(
                    gt_source=str(ground_truth), pred_source=str(predictions))
 
 
+def dataset_classes(ground_truth: Mapping[str, Any],
+                    thumos_gt: ThumosGroundTruth | None = None) -> set[str]:
+    """Every class of a ground truth: ``taxonomy`` node names and every annotated label (all
+    subsets), or an official folder's class list."""
+    classes: set[str] = set(thumos_gt.classes) if thumos_gt is not None else set()
+    taxonomy = ground_truth.get("taxonomy") if isinstance(ground_truth, Mapping) else None
+    if isinstance(taxonomy, list):
+        classes |= {str(n["nodeName"]) for n in taxonomy
+                    if isinstance(n, Mapping) and "nodeName" in n}
+    database = ground_truth.get("database") if isinstance(ground_truth, Mapping) else None
+    if isinstance(database, Mapping):
+        for entry in database.values():
+            for ann in (entry.get("annotations") or []) if isinstance(entry, Mapping) else []:
+                if isinstance(ann, Mapping) and isinstance(ann.get("label"), str):
+                    classes.add(ann["label"])
+    return classes
+
+
+def check_predictions(raw: _RawPredictions, classes: set[str], source: str) -> None:
+    """Strict checks of a predictions file, raising ``ValueError`` naming it.
+
+    Refused: a label (or class id) that is not a class of the dataset at all (a label of the
+    dataset without instances in the evaluated subset is fine: it only adds false positives),
+    a non-finite segment, a segment starting before 0 s, and an empty or inverted segment
+    (end <= start).
+    """
+    unknown = {label for label in raw.labels if label is not None and label not in classes}
+    unknown |= set(raw.unknown)
+    if unknown:
+        raise ValueError(
+            f"{source}: labels that are not classes of the dataset: {sorted(unknown)} "
+            f"(classes: {sorted(classes)}); wrong dataset or class list?"
+        )
+    seg = raw.segments.reshape(-1, 2)
+    finite = np.isfinite(seg).all(axis=1)
+    clean = np.where(finite[:, None], seg, 0.0)
+    problems = [
+        (~finite, "is not finite"),
+        (finite & (clean[:, 0] < 0), "starts before 0 s"),
+        (finite & (clean[:, 1] <= clean[:, 0]), "is empty or inverted (end <= start)"),
+    ]
+    for bad, what in problems:
+        rows = np.flatnonzero(bad)
+        if len(rows):
+            i = int(rows[0])
+            raise ValueError(
+                f"{source}: {len(rows)} detection(s) whose segment {what}, first in video "
+                f"{raw.names[int(raw.video[i])]!r}: {seg[i].tolist()} ({raw.labels[i]!r})"
+            )
+
+
 def evaluate(
     ground_truth_path: str | os.PathLike[str],
     predictions_path: str | os.PathLike[str],
@@ -1400,6 +1453,7 @@ def evaluate(
     dataset: str | None = None,
     model: str | None = None,
     class_list: str | os.PathLike[str] | None = None,
+    strict: bool = False,
 ) -> dict[str, Any]:
     """Evaluate a predictions file against a ground truth and return the ``map.json`` dict.
 
@@ -1417,6 +1471,10 @@ def evaluate(
         dataset: recorded in the result.
         model: recorded in the result.
         class_list: a ``detclasslist.txt`` for the ground-truth folder and text predictions.
+        strict: refuse predictions that cannot come from a model of this dataset
+            (:func:`check_predictions`: unknown labels, negative, empty or inverted segments)
+            instead of skipping and reporting them as the official code does. The pipeline's
+            evaluate stage is strict.
 
     Returns:
         ``{"dataset", "model", "protocol", "subset", **block of the primary protocol,
@@ -1439,6 +1497,9 @@ def evaluate(
     inputs = _read_inputs(Path(ground_truth_path), Path(predictions_path), subset,
                           Path(class_list) if class_list is not None else None)
     gt_source = inputs.gt_source
+    if strict:
+        check_predictions(inputs.raw, dataset_classes(inputs.anet_gt, inputs.thumos_gt),
+                          inputs.pred_source)
     anet_view = _parse_ground_truth(inputs.anet_gt, subset, gt_source)
     if not anet_view.labels:
         raise ValueError(f"{gt_source}: subset {subset!r} has no annotated instances")

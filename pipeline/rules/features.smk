@@ -1,6 +1,14 @@
+from wtal.io import check_sources
+
+
 rule features:
     """Two-stream snippet features (RGB columns first, then flow) with a provenance sidecar."""
     input:
+        # first, so that it runs when the DAG is built, before any job: the dataset's folders
+        # and weights files exist (wtal.io.check_sources; not in a dry run, which only plans)
+        checked=lambda wc: (
+            [] if workflow.dryrun else check_sources(dataset_config(wc.dataset), wc.dataset)
+        ),
         video=video_file,
         plan="work/{dataset}/decode/{video}.json",
         flow="work/{dataset}/flow/{video}.zip",

@@ -15,5 +15,6 @@ result = evaluate(
     protocols=ev.get("protocols", []),
     dataset=snakemake.params.dataset,  # noqa: F821
     model=snakemake.params.model,  # noqa: F821
+    strict=True,  # a detection file that no model of this dataset can write is an error
 )
 write_json(snakemake.output.map_json, result)  # noqa: F821
