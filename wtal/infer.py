@@ -60,6 +60,15 @@ def load_model(path: str | os.PathLike[str], device: torch.device) -> tuple[Any,
     return net.to(device).eval(), ckpt
 
 
+def model_input(ckpt: dict[str, Any], features: np.ndarray, device: torch.device) -> torch.Tensor:
+    """One video's features (T, D), standardised with the checkpoint's statistics: (1, T, D)."""
+    norm = ckpt.get("feature_norm")
+    x = features
+    if norm is not None:
+        x = (x - norm["mean"].numpy()) / norm["std"].numpy()
+    return torch.from_numpy(x.astype(np.float32)).unsqueeze(0).to(device)
+
+
 def predict_video(
     net: Any, ckpt: dict[str, Any], features: np.ndarray, device: torch.device
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -69,12 +78,8 @@ def predict_video(
     attention-weighted CAS, a fused two-stream score) defines ``probabilities(out)`` returning
     ``(cas (B, T, C), video_scores (B, C))`` in [0, 1]; otherwise both are sigmoids.
     """
-    norm = ckpt.get("feature_norm")
-    x = features
-    if norm is not None:
-        x = (x - norm["mean"].numpy()) / norm["std"].numpy()
     with torch.inference_mode():
-        out = net(torch.from_numpy(x.astype(np.float32)).unsqueeze(0).to(device))
+        out = net(model_input(ckpt, features, device))
         probabilities = getattr(net, "probabilities", None)
         if callable(probabilities):
             cas_t, scores_t = probabilities(out)  # (1, T, C), (1, C)

@@ -142,12 +142,10 @@ def named_scores(
 
         cas, _ = predict_video(net, dict(ckpt), features, device)
         return {"cas": cas.astype(np.float32)}
-    norm = ckpt.get("feature_norm")
-    x = features
-    if norm is not None:
-        x = (x - norm["mean"].numpy()) / norm["std"].numpy()
+    from wtal.infer import model_input
+
     with torch.inference_mode():
-        seqs = method(torch.from_numpy(x.astype(np.float32)).unsqueeze(0).to(device))
+        seqs = method(model_input(dict(ckpt), features, device))
     out: dict[str, np.ndarray] = {}
     for name, value in seqs.items():
         arr = value[0].detach().float().cpu().numpy()
