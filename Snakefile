@@ -26,6 +26,7 @@ include: "pipeline/rules/train.smk"
 include: "pipeline/rules/infer.smk"
 include: "pipeline/rules/evaluate.smk"
 include: "pipeline/rules/report.smk"
+include: "pipeline/rules/ablation.smk"
 
 
 localrules:

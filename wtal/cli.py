@@ -153,7 +153,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     log = train(args.index, args.features, args.out_model, args.out_log, model=args.model,
                 model_args=block.get("args", {}),
                 settings=_dataclass_from(TrainSettings, settings, "train settings"),
-                device=args.device, threads=args.threads, progress=interactive())
+                device=args.device, threads=args.threads, progress=interactive(),
+                trimmed_paths=args.trimmed)
     print(f"trained {args.model} on {log['n_videos']} videos; final loss {log['loss'][-1]:.4f}")
 
 
@@ -169,6 +170,20 @@ def cmd_infer(args: argparse.Namespace) -> None:
                 device=args.device, threads=args.threads)
     n = sum(len(v) for v in sub["results"].values())
     print(f"{args.out}: {n} detections in {len(sub['results'])} videos")
+
+
+def cmd_ablate(args: argparse.Namespace) -> None:
+    from wtal.ablation import ablation_table, run_ablation
+
+    block = _model_block(args.config, args.dataset)
+    out = Path(args.out)
+    report = run_ablation(
+        args.index, args.train, args.test, args.gt, out, out.with_suffix(".json"),
+        model=args.model, settings=block, variants=block.get("ablations") or {},
+        evaluation={"subset": args.subset, "tiou": args.tiou, "protocol": args.protocol},
+        trimmed_paths=args.trimmed, dataset=args.dataset, device=args.device,
+        threads=args.threads)
+    print(ablation_table(report), end="")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -335,10 +350,31 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--model", required=True, help="model name, e.g. cas_baseline")
             p.add_argument("--out-model", required=True)
             p.add_argument("--out-log", required=True)
+            p.add_argument("--trimmed", nargs="*", default=[],
+                           help="feature files of the trimmed clips (knowledge transfer)")
         else:
             p.add_argument("--model", required=True, help="model.pt written by train")
             p.add_argument("--out", required=True, help="detections.json to write")
             p.add_argument("--cas-dir", required=True, help="folder for per-video CAS .npy")
+
+    p = sub.add_parser("ablate", help="train, infer and evaluate a model's ablation variants",
+                       description="Every variant of the model config's 'ablations:' block "
+                       "(the paper's ablation table) → a markdown table and a JSON file.")
+    p.add_argument("--index", required=True)
+    p.add_argument("--gt", required=True, help="gt.json of the dataset")
+    p.add_argument("--train", nargs="+", required=True, help="training videos' features")
+    p.add_argument("--test", nargs="+", required=True, help="test videos' features")
+    p.add_argument("--trimmed", nargs="*", default=[], help="trimmed clips' features")
+    p.add_argument("--model", required=True, help="model name, e.g. kt_mgfn")
+    p.add_argument("--config", required=True, help="a pipeline/config/models/*.yaml")
+    p.add_argument("--dataset", help="apply the config's block for this dataset")
+    p.add_argument("--subset", default="test", help="ground-truth subset to evaluate")
+    p.add_argument("--protocol", default="anet", choices=["anet", "thumos14"])
+    p.add_argument("--tiou", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    p.add_argument("--out", required=True, help="ablation.md to write (and .json beside it)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=None)
+    p.set_defaults(func=cmd_ablate)
 
     p = sub.add_parser("eval", help="evaluate detections against ground truth",
                        description="Detection mAP with the exact semantics of the official "

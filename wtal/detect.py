@@ -192,8 +192,8 @@ def detect(
                          f"{ckpt['in_dim']}")
     grid = SnippetGrid.from_dict(sidecar["grid"])
     classes = list(ckpt["classes"])
-    cas, scores = predict_video(net, ckpt, features, dev)
-    detections = localize(cas, scores, grid, classes, settings)
+    cas, scores, candidates = predict_video(net, ckpt, features, dev, settings)
+    detections = localize(cas, scores, grid, classes, settings, candidates)
     result = {
         "version": "VERSION 1.3",
         "results": {name: detections},

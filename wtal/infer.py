@@ -69,15 +69,34 @@ def model_input(ckpt: dict[str, Any], features: np.ndarray, device: torch.device
     return torch.from_numpy(x.astype(np.float32)).unsqueeze(0).to(device)
 
 
+Candidate = tuple[int, float, float, float]  # (class index, start, end, score); snippet units
+
+
 def predict_video(
-    net: Any, ckpt: dict[str, Any], features: np.ndarray, device: torch.device
-) -> tuple[np.ndarray, np.ndarray]:
-    """CAS probabilities (T, C) and video scores (C,) of one video.
+    net: Any, ckpt: dict[str, Any], features: np.ndarray, device: torch.device,
+    settings: InferSettings | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[Candidate] | None]:
+    """CAS probabilities (T, C), video scores (C,) and the model's own candidates of one video.
 
     A model that maps its outputs to probabilities its own way (a background class, an
     attention-weighted CAS, a fused two-stream score) defines ``probabilities(out)`` returning
     ``(cas (B, T, C), video_scores (B, C))`` in [0, 1]; otherwise both are sigmoids.
+    A model with its own localisation (KT-MGFN's boundary regression, ECM's and CPMN's
+    grouping, TSRNet's Eq. 10-11) defines ``detect(out, *, settings)`` returning candidates
+    ``(class, start, end, score)`` in continuous snippet coordinates (snippet t covers
+    [t, t + 1)); they are None for the other models (and when ``settings`` is None).
+
+    A model trained on sequences rescaled to a fixed length (``feature_length``) sees the video
+    rescaled the same way; its CAS and candidates are mapped back to the video's own snippets.
     """
+    length = ckpt.get("train_settings", {}).get("feature_length")
+    if length is not None:
+        cas, scores, cands = predict_video(
+            net, {**ckpt, "train_settings": {}}, rescale(features, length), device, settings)
+        f = len(features) / length
+        if cands is not None:
+            cands = [(c, s * f, e * f, sc) for c, s, e, sc in cands]
+        return rescale(cas, len(features)), scores, cands
     with torch.inference_mode():
         out = net(model_input(ckpt, features, device))
         probabilities = getattr(net, "probabilities", None)
@@ -85,34 +104,33 @@ def predict_video(
             cas_t, scores_t = probabilities(out)  # (1, T, C), (1, C)
         else:
             cas_t, scores_t = torch.sigmoid(out.cas), torch.sigmoid(out.video_logits)
-    return cas_t[0].cpu().numpy(), scores_t[0].cpu().numpy()  # (T, C), (C,)
+        detect = getattr(net, "detect", None)
+        candidates = None
+        if settings is not None and callable(detect):
+            candidates = [(int(c), float(s), float(e), float(sc))
+                          for c, s, e, sc in detect(out, settings=settings)]
+    return cas_t[0].cpu().numpy(), scores_t[0].cpu().numpy(), candidates  # (T, C), (C,)
 
 
-def localize(
-    cas: np.ndarray,
-    video_scores: np.ndarray,
-    grid: SnippetGrid,
-    classes: Sequence[str],
-    settings: InferSettings,
-) -> list[dict[str, Any]]:
-    """Detections of one video from its CAS.
+def cas_candidates(
+    cas: np.ndarray, video_scores: np.ndarray, settings: InferSettings
+) -> list[Candidate]:
+    """The generic localisation: candidates from thresholding each chosen class's CAS.
+
+    Classes whose video score reaches ``class_threshold`` (the top class if none does) are
+    localised: the class's CAS is min-max normalised, thresholded at every level of
+    ``cas_thresholds``, and every maximal run of snippets above a level is a candidate scored by
+    its outer-inner contrast plus ``video_score_weight`` times the video score.
 
     Args:
         cas: (T, C) per-snippet class probabilities.
         video_scores: (C,) video-level probabilities.
-        grid: the video's snippet grid (maps snippet runs to seconds).
-        classes: class names.
         settings: post-processing settings.
-
-    Returns:
-        ActivityNet-format detections ``{"label", "score", "segment"}``, best first.
     """
-    if cas.shape[0] != grid.n_snippets:
-        raise ValueError(f"CAS has {cas.shape[0]} snippets but the grid {grid.n_snippets}")
-    chosen = [c for c in range(len(classes)) if video_scores[c] >= settings.class_threshold]
+    chosen = [c for c in range(cas.shape[1]) if video_scores[c] >= settings.class_threshold]
     if not chosen:
         chosen = [int(np.argmax(video_scores))]
-    detections: list[dict[str, Any]] = []
+    out: list[Candidate] = []
     for c in chosen:
         seq = minmax(cas[:, c])
         cands: dict[tuple[int, int], float] = {}
@@ -121,11 +139,36 @@ def localize(
                 score = outer_inner_score(cas[:, c], first, last, inflation=settings.inflation)
                 score += settings.video_score_weight * float(video_scores[c])
                 cands[(first, last)] = max(score, cands.get((first, last), -np.inf))
-        if not cands:
-            continue
-        runs = list(cands)
-        segs = torch.tensor([grid.run_to_seconds(f, la) for f, la in runs], dtype=torch.float64)
-        scores = torch.tensor([cands[r] for r in runs], dtype=torch.float64)
+        out.extend((c, float(first), float(last + 1), sc) for (first, last), sc in cands.items())
+    return out
+
+
+def finish_detections(
+    candidates: Sequence[Candidate],
+    grid: SnippetGrid,
+    classes: Sequence[str],
+    settings: InferSettings,
+) -> list[dict[str, Any]]:
+    """Candidates → seconds (through the snippet grid) → per-class NMS → best ``max_per_video``.
+
+    Candidates are clipped to the video's snippets ``[0, n_snippets]`` first; empty ones after
+    clipping are dropped (a regressed boundary may reach past either end).
+
+    Returns:
+        ActivityNet-format detections ``{"label", "score", "segment"}``, best first.
+    """
+    detections: list[dict[str, Any]] = []
+    by_class: dict[int, list[tuple[float, float, float]]] = {}
+    for c, start, end, score in candidates:
+        if not 0 <= c < len(classes):
+            raise ValueError(f"candidate of class index {c}, but there are {len(classes)} classes")
+        start, end = max(start, 0.0), min(end, float(grid.n_snippets))
+        if end > start:
+            by_class.setdefault(c, []).append((start, end, score))
+    for c in sorted(by_class):
+        spans = np.array([(s, e) for s, e, _ in by_class[c]], dtype=np.float64)
+        segs = torch.from_numpy(grid.index_to_seconds(spans))
+        scores = torch.tensor([sc for *_, sc in by_class[c]], dtype=torch.float64)
         if settings.nms == "soft":
             segs, scores = soft_nms(segs, scores, iou_threshold=settings.nms_iou,
                                     epsilon=settings.soft_nms_epsilon)
@@ -138,6 +181,34 @@ def localize(
                                "segment": [round(s, 3), round(e, 3)]})
     detections.sort(key=lambda d: -d["score"])
     return detections[: settings.max_per_video]
+
+
+def localize(
+    cas: np.ndarray,
+    video_scores: np.ndarray,
+    grid: SnippetGrid,
+    classes: Sequence[str],
+    settings: InferSettings,
+    candidates: Sequence[Candidate] | None = None,
+) -> list[dict[str, Any]]:
+    """Detections of one video: the model's candidates, or the CAS's (:func:`cas_candidates`).
+
+    Args:
+        cas: (T, C) per-snippet class probabilities.
+        video_scores: (C,) video-level probabilities.
+        grid: the video's snippet grid (maps snippet coordinates to seconds).
+        classes: class names.
+        settings: post-processing settings.
+        candidates: the model's own candidates (``detect``), if it has them.
+
+    Returns:
+        ActivityNet-format detections ``{"label", "score", "segment"}``, best first.
+    """
+    if cas.shape[0] != grid.n_snippets:
+        raise ValueError(f"CAS has {cas.shape[0]} snippets but the grid {grid.n_snippets}")
+    if candidates is None:
+        candidates = cas_candidates(cas, video_scores, settings)
+    return finish_detections(candidates, grid, classes, settings)
 
 
 def infer(
@@ -175,14 +246,9 @@ def infer(
                 f"{path}: features are {features.shape[1]}-d, the model expects {ckpt['in_dim']}"
             )
         grid = SnippetGrid.from_dict(sidecar["grid"])
-        length = ckpt.get("train_settings", {}).get("feature_length")
-        if length is None:
-            cas, scores = predict_video(net, ckpt, features, dev)
-        else:  # the model saw sequences of a fixed length: back to the video's own snippets
-            cas, scores = predict_video(net, ckpt, rescale(features, length), dev)
-            cas = rescale(cas, len(features))
+        cas, scores, cands = predict_video(net, ckpt, features, dev, settings)
         save_npy(cas_dir / f"{name}.npy", cas.astype(np.float32))
-        results[name] = localize(cas, scores, grid, classes, settings)
+        results[name] = localize(cas, scores, grid, classes, settings, cands)
         video_scores[name] = {c: float(s) for c, s in zip(classes, scores, strict=True)}
     submission = {
         "version": "VERSION 1.3",

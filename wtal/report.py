@@ -140,16 +140,22 @@ def named_scores(
     if not callable(method):
         from wtal.infer import predict_video
 
-        cas, _ = predict_video(net, dict(ckpt), features, device)
+        cas, _, _ = predict_video(net, dict(ckpt), features, device)
         return {"cas": cas.astype(np.float32)}
     from wtal.infer import model_input
+    from wtal.sampling import rescale
 
+    length = ckpt.get("train_settings", {}).get("feature_length")
+    seen = features if length is None else rescale(features, length)  # as in training
     with torch.inference_mode():
-        seqs = method(model_input(dict(ckpt), features, device))
+        seqs = method(model_input(dict(ckpt), seen, device))
     out: dict[str, np.ndarray] = {}
     for name, value in seqs.items():
         arr = value[0].detach().float().cpu().numpy()
-        if arr.ndim not in (1, 2) or arr.shape[0] != len(features):
+        if length is not None and arr.ndim in (1, 2) and arr.shape[0] == length:
+            # back to the video's own snippets
+            arr = (rescale(arr, len(features)) if arr.ndim == 2
+                   else rescale(arr[:, None], len(features))[:, 0])
             raise ValueError(f"{type(net).__name__}.score_sequences: {name!r} has shape "
                              f"{arr.shape}, expected ({len(features)},) or ({len(features)}, C)")
         out[name] = arr.astype(np.float32)

@@ -47,6 +47,8 @@ class TrainSettings:
     sampling: str = "all"  # all (random crops of max_seqlen) | uniform | sparse | shot
     num_segments: int = 750  # K units per sampled training sequence (wtal.sampling)
     feature_length: int | None = None  # rescale every sequence to this length (train and test)
+    optimizer: str = "adam"  # adam or sgd
+    momentum: float = 0.9  # sgd only
 
 
 def video_name(feature_path: str | os.PathLike[str]) -> str:
@@ -55,9 +57,12 @@ def video_name(feature_path: str | os.PathLike[str]) -> str:
 
 
 def load_split(
-    feature_paths: Sequence[str | os.PathLike[str]], index: dict[str, Any]
+    feature_paths: Sequence[str | os.PathLike[str]],
+    index: dict[str, Any],
+    *,
+    split: str | None = None,
 ) -> tuple[list[str], list[np.ndarray], np.ndarray, list[dict[str, Any]]]:
-    """Features, multi-hot labels and sidecars of the given videos.
+    """Features, multi-hot labels and sidecars of the given videos (all of ``split`` if set).
 
     Returns:
         names, features (each (T, D)), labels (N, C), sidecars.
@@ -68,6 +73,9 @@ def load_split(
         name = video_name(path)
         if name not in index["videos"]:
             raise ValueError(f"{path}: video {name!r} is not in the dataset index")
+        if split is not None and index["videos"][name].get("split") != split:
+            raise ValueError(f"{path}: video {name!r} is in split "
+                             f"{index['videos'][name].get('split')!r} of the index, not {split!r}")
         x, sidecar = load_features(path)
         if feats and x.shape[1] != feats[0].shape[1]:
             raise ValueError(f"{path}: feature dimension {x.shape[1]} differs from the others")
@@ -128,6 +136,42 @@ def model_loss(
     return loss, {kind: loss.item()}
 
 
+def feature_statistics(feats: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column mean and scale (D,) for standardising features, from the training videos.
+
+    Columns (nearly) constant over the training set — dead ReLU units of the backbone, common
+    in I3D features — carry no information to scale by: their scale is 1, so they are only
+    centred. A column counts as constant when its standard deviation is under 1% of the median
+    column's. Dividing by their tiny deviation instead would blow a test video's small values up
+    by orders of magnitude (1e5 on the demo), making the model's scores on that video as
+    unstable as the last bits of the arithmetic.
+    """
+    allx = np.concatenate(feats).astype(np.float64)
+    mean = allx.mean(axis=0)
+    std = allx.std(axis=0)
+    positive = std[std > 0]
+    floor = 0.01 * float(np.median(positive)) if positive.size else 0.0
+    std = np.where(std > floor, std, 1.0)
+    return mean.astype(np.float32), std.astype(np.float32)
+
+
+def make_optimizer(net: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
+    """Adam or SGD over the model's parameter groups.
+
+    A model with per-part learning rates (TSRNet's RGB and flow streams) defines
+    ``param_groups(lr)`` returning torch parameter groups; otherwise all parameters share
+    ``settings.lr``.
+    """
+    groups_of = getattr(net, "param_groups", None)
+    groups = groups_of(settings.lr) if callable(groups_of) else [{"params": net.parameters()}]
+    if settings.optimizer == "adam":
+        return torch.optim.Adam(groups, lr=settings.lr, weight_decay=settings.weight_decay)
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum,
+                               weight_decay=settings.weight_decay)
+    raise ValueError(f"unknown optimizer {settings.optimizer!r} (adam or sgd)")
+
+
 def pad_batch(seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Pad (T_i, D) sequences to (B, T_max, D) with a (B, T_max) validity mask."""
     t_max = max(len(s) for s in seqs)
@@ -151,8 +195,19 @@ def train(
     device: str = "auto",
     threads: int | None = None,
     progress: bool = False,
+    trimmed_paths: Sequence[str | os.PathLike[str]] = (),
 ) -> dict[str, Any]:
     """Train stage: write ``model.pt`` and ``train.json``.
+
+    Hooks a model may define (all optional; see the module docs of the models that use them):
+
+    * ``pretrain(feats, labels, *, trimmed, settings, rng, device) -> dict`` runs once before
+      the main loop, on the standardised training sequences and, when the dataset has trimmed
+      clips (``trimmed_paths``), on theirs: ``trimmed`` is ``(sequences, (M, C) labels)`` or
+      None. Knowledge-transfer models train their trimmed branch here; ASSG its seed network.
+      What it returns is recorded in ``train.json`` under ``pretrain``.
+    * ``param_groups(lr)``: optimiser parameter groups (:func:`make_optimizer`).
+    * ``loss(out, labels, mask, *, epoch)``: the model's own objective (:func:`model_loss`).
 
     Args:
         index_path: the index stage's ``index.json`` (labels only are used).
@@ -165,6 +220,8 @@ def train(
         device: ``auto``, ``cpu`` or ``cuda``.
         threads: torch CPU threads.
         progress: show a progress bar over epochs.
+        trimmed_paths: feature files of the dataset's trimmed clips (index split ``trimmed``),
+            for the models with a ``pretrain`` hook that learn from them.
     """
     if threads is not None:
         torch.set_num_threads(threads)
@@ -175,14 +232,20 @@ def train(
         feats = [rescale(x, settings.feature_length) for x in feats]
     dim = feats[0].shape[1]
     if settings.feature_norm == "standardize":
-        allx = np.concatenate(feats)
-        mean = allx.mean(axis=0)
-        std = allx.std(axis=0) + 1e-6
+        mean, std = feature_statistics(feats)
     elif settings.feature_norm == "none":
         mean, std = np.zeros(dim, np.float32), np.ones(dim, np.float32)
     else:
         raise ValueError(f"unknown feature_norm {settings.feature_norm!r}")
     feats = [((x - mean) / std).astype(np.float32) for x in feats]
+    trimmed = None
+    if trimmed_paths:
+        _, trimmed_feats, trimmed_labels, _ = load_split(trimmed_paths, index, split="trimmed")
+        if trimmed_feats[0].shape[1] != dim:
+            raise ValueError(f"{trimmed_paths[0]}: trimmed clips' features are "
+                             f"{trimmed_feats[0].shape[1]}-d, the videos' {dim}-d")
+        trimmed = ([((x - mean) / std).astype(np.float32) for x in trimmed_feats],
+                   trimmed_labels)
     sampler = Sampling(strategy=settings.sampling, num_segments=settings.num_segments)
     boundaries = ([shot_boundaries(x, z=sampler.shot_z, min_shot=sampler.min_shot)
                    for x in feats] if sampler.strategy == "shot" else None)
@@ -199,7 +262,15 @@ def train(
                            "%d columns is used", model, model_args["stream"], dim)
             model_args["stream"] = "both"
     net = build_model(model, in_dim=dim, num_classes=len(index["classes"]), **model_args).to(dev)
-    opt = torch.optim.Adam(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    pretrain = getattr(net, "pretrain", None)
+    pretrain_log: dict[str, Any] | str = "none: the model has no pretrain stage"
+    if callable(pretrain):
+        pretrain_log = pretrain(feats, labels, trimmed=trimmed, settings=settings, rng=rng,
+                                device=dev)
+    elif trimmed is not None:
+        logger.warning("%s does not learn from trimmed clips: the %d given are not used",
+                       model, len(trimmed[0]))
+    opt = make_optimizer(net, settings)
     schedule = torch.optim.lr_scheduler.MultiStepLR(
         opt, milestones=list(settings.lr_milestones), gamma=settings.lr_gamma
     )
@@ -210,7 +281,9 @@ def train(
     net.train()
     parts_curve: dict[str, list[float]] = {}
     lrs: list[float] = []
+    epoch_seconds: list[float] = []
     for epoch in epochs:
+        t_epoch = time.time()
         order = rng.permutation(len(names))
         losses = []
         part_sums: dict[str, float] = {}
@@ -238,6 +311,7 @@ def train(
             opt.step()
             losses.append(loss.item())
         curve.append(float(np.mean(losses)))
+        epoch_seconds.append(time.time() - t_epoch)
         lrs.append(opt.param_groups[0]["lr"])
         schedule.step()
         for name, total in part_sums.items():
@@ -270,6 +344,9 @@ def train(
         "loss": curve,
         "loss_parts": parts_curve,
         "lr": lrs,
+        "epoch_seconds": epoch_seconds,
+        "pretrain": pretrain_log,
+        "n_trimmed": 0 if trimmed is None else len(trimmed[0]),
         "seconds": time.time() - t0,
         "device": str(dev),
         "code_version": wtal.__version__,

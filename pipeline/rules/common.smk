@@ -1,6 +1,5 @@
 # Configuration loading and validation, and the input/params functions of the rules.
 # Nothing here runs a stage; rules only wire files and params to library functions.
-import copy
 from pathlib import Path
 
 import yaml
@@ -8,6 +7,7 @@ from snakemake.utils import validate
 
 import extractors
 import wtal
+from wtal.ablation import merge_settings
 from wtal.datasets import load_index, resolve_folder, videos_of_split
 
 BASE = Path(workflow.basedir)
@@ -19,13 +19,7 @@ validate(config, schema=str(SCHEMAS / "config.schema.yaml"))
 
 def deep_merge(base, override):
     """Copy of ``base`` with ``override`` merged in key by key (dicts recursively)."""
-    merged = copy.deepcopy(base)
-    for key, value in (override or {}).items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = deep_merge(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+    return merge_settings(base, override)
 
 
 def _read_yaml(path):
@@ -190,6 +184,13 @@ def test_features(wildcards):
     return _features_of_split(wildcards, "test")
 
 
+def trimmed_features(wildcards):
+    """The trimmed clips' features, for a model that learns from them (``trimmed: true``)."""
+    if not model_config(wildcards.model, wildcards.dataset)["trimmed"]:
+        return []
+    return _features_of_split(wildcards, "trimmed")
+
+
 # ---- params functions ------------------------------------------------------------------------
 
 
@@ -247,6 +248,14 @@ def train_params(wildcards):
 
 def infer_params(wildcards):
     return model_config(wildcards.model, wildcards.dataset)["infer"]
+
+
+def ablation_params(wildcards):
+    cfg = model_config(wildcards.model, wildcards.dataset)
+    return {
+        "settings": {k: cfg[k] for k in ("args", "train", "infer")},
+        "variants": cfg["ablations"],
+    }
 
 
 def evaluation_params(wildcards):

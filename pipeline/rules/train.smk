@@ -30,6 +30,7 @@ rule train:
         ),
         index=index_json,
         features=train_features,
+        trimmed=trimmed_features,
     output:
         model="results/{dataset}/{model}/model.pt",
         log_json="results/{dataset}/{model}/train.json",

@@ -18,4 +18,5 @@ train(
     device=snakemake.params.device,  # noqa: F821
     threads=snakemake.threads,  # noqa: F821
     progress=interactive(),
+    trimmed_paths=list(snakemake.input.trimmed),  # noqa: F821
 )
