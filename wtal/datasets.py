@@ -565,6 +565,11 @@ def index_from_config(
     root = cfg.get("root", ".")
     specs = [SubsetSpec(**dict(s)) for s in cfg.get("subsets", [])]
     trimmed = cfg.get("trimmed")
+    synthetic = cfg.get("synthetic") or {}
+    if trimmed and synthetic.get("n_trimmed_per_class", 1) == 0:
+        log.warning("%s: the synthetic demo makes no trimmed clips (n_trimmed_per_class: 0), "
+                       "so the 'trimmed' block is not used", name)
+        trimmed = None
     if fmt == "thumos14":
         index, gt = build_index(dataset=name, classes=cfg["classes"], subsets=specs, fps=fps,
                                 root=root, known_bad=KnownBad.from_config(cfg.get("known_bad")),

@@ -287,3 +287,29 @@ def test_failure_keeps_old_root_and_success_replaces_it(
     assert not (root / "old.txt").exists()
     assert (root / "demo.json").is_file()
     assert summary["test"]["videos"] == 1
+
+
+def test_demo_without_trimmed_clips_indexes_without_them(tmp_path: Path, caplog) -> None:
+    """The shipped demo config names a trimmed folder; a demo generated with no trimmed clips
+    is indexed without them (and says so) instead of failing on the missing folder."""
+    import logging
+
+    import yaml
+
+    from wtal.datasets import index_from_config
+
+    root = tmp_path / "raw"
+    demo.synthesize_demo(root, n_validation=2, n_test=1, n_trimmed_per_class=0,
+                         duration_range=(4.0, 5.0), width=64, height=48)
+    cfg = yaml.safe_load((Path(__file__).parents[2] / "pipeline/config/datasets/demo.yaml")
+                         .read_text())
+    assert cfg["trimmed"]
+    cfg["root"] = str(root)
+    cfg["synthetic"]["n_trimmed_per_class"] = 0
+    with caplog.at_level(logging.WARNING):
+        index = index_from_config(tmp_path / "index.json", tmp_path / "gt.json", cfg)
+    assert "makes no trimmed clips" in caplog.text
+    assert sorted(v["split"] for v in index["videos"].values()) == ["test", "train", "train"]
+    cfg["synthetic"]["n_trimmed_per_class"] = 3  # the folder really is missing
+    with pytest.raises(FileNotFoundError, match="UCF101 class folder does not exist"):
+        index_from_config(tmp_path / "index.json", tmp_path / "gt.json", cfg)
