@@ -280,7 +280,8 @@ def train(
     epochs = progress_bar(epochs, desc=f"train {model}", unit="epoch", show=progress)
     net.train()
     parts_curve: dict[str, list[float]] = {}
-    lrs: list[float] = []
+    lrs: list[float] = []  # the first parameter group's
+    group_lrs: list[list[float]] = []  # every group's (per-stream rates)
     epoch_seconds: list[float] = []
     for epoch in epochs:
         t_epoch = time.time()
@@ -313,6 +314,7 @@ def train(
         curve.append(float(np.mean(losses)))
         epoch_seconds.append(time.time() - t_epoch)
         lrs.append(opt.param_groups[0]["lr"])
+        group_lrs.append([group["lr"] for group in opt.param_groups])
         schedule.step()
         for name, total in part_sums.items():
             parts_curve.setdefault(name, []).append(total / len(losses))
@@ -344,6 +346,7 @@ def train(
         "loss": curve,
         "loss_parts": parts_curve,
         "lr": lrs,
+        "lr_groups": group_lrs,
         "epoch_seconds": epoch_seconds,
         "pretrain": pretrain_log,
         "n_trimmed": 0 if trimmed is None else len(trimmed[0]),

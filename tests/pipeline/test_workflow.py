@@ -143,3 +143,18 @@ def test_wrong_fps_scores_near_zero(demo_run: Path, tmp_path: Path, factor: floa
     wrong = evaluate(demo_run / "work/demo/gt.json", det, subset="test", tious=[0.5])
     right = read_json(demo_run / TARGET)
     assert wrong["mAP"][0] < 0.05 < 0.5 < right["mAP"][4]
+
+
+def test_ablation_rule_writes_the_models_table(demo_run: Path) -> None:
+    """cas_baseline's ablation (top-k mean against GAP) through the rule; the variant without
+    overrides is the configured model, so it reproduces map.json exactly."""
+    snakemake(demo_run, "results/demo/cas_baseline/ablation.md")
+    report = read_json(demo_run / "results/demo/cas_baseline/ablation.json")
+    rows = {row["variant"]: row for row in report["variants"]}
+    assert list(rows) == ["top-k mean (k = T/8)", "GAP (mean)"]
+    assert rows["GAP (mean)"]["settings"]["args"]["pooling"] == "mean"
+    assert rows["top-k mean (k = T/8)"]["mAP"] == read_json(demo_run / TARGET)["mAP"]
+    table = (demo_run / "results/demo/cas_baseline/ablation.md").read_text()
+    assert "| GAP (mean) |" in table
+    assert "pooling=mean" in table
+    assert not list((demo_run / "results/demo/cas_baseline").glob(".ablation-*"))

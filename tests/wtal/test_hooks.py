@@ -161,8 +161,9 @@ def test_models_without_pretrain_say_the_clips_are_unused(data, tmp_path: Path,
 def test_parameter_groups_and_optimizers(data, tmp_path: Path, optimizer: str) -> None:
     torch.manual_seed(0)  # the loop seeds the same way before building the model
     start = {k: v.clone() for k, v in Probe(in_dim=DIM, num_classes=2).state_dict().items()}
-    run_train(data, tmp_path, model_args={"split_groups": True}, optimizer=optimizer,
-              seed=0, epochs=1, batch_size=4, weight_decay=0.0)
+    log = run_train(data, tmp_path, model_args={"split_groups": True}, optimizer=optimizer,
+                    seed=0, epochs=1, batch_size=4, weight_decay=0.0)
+    assert log["lr_groups"] == [[pytest.approx(1e-2), pytest.approx(5e-2)]]
     trained = torch.load(tmp_path / "m.pt", weights_only=False)["state_dict"]
     step_a = (trained["a.weight"] - start["a.weight"]).abs().max().item()
     step_b = (trained["b.weight"] - start["b.weight"]).abs().max().item()
