@@ -249,6 +249,9 @@ def test_ablation_stage_trains_every_variant(data, tmp_path: Path) -> None:
     assert rows[0]["mAP"] == [1.0, 1.0]
     assert rows[1]["mAP"] == [0.0, 0.0]
     assert rows[0]["pretrain"] == {"trimmed": 2}
+    # frame accuracy reads the CAS, which the candidates do not change (same seed, same model)
+    assert 0.0 <= rows[0]["frame_accuracy"] <= 1.0
+    assert rows[1]["frame_accuracy"] == rows[0]["frame_accuracy"]
     table = (out / "ablation.md").read_text()
     assert "| candidates | 100.0 | 100.0 | 100.0 |" in table
     assert "| a miss | 0.0 | 0.0 | 0.0 |" in table
