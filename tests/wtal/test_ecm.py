@@ -20,12 +20,13 @@ from wtal.models.ecm import (
     ECM,
     ECMOutput,
     a2c_loss,
+    actionness_groups,
     c2c_loss,
     classification_loss,
-    frame_accuracy,
     masked_minmax,
     three_fold_aggregate,
 )
+from wtal.postprocess import outer_inner_score
 from wtal.train import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -312,13 +313,42 @@ def test_probabilities_minmax_cas_and_softmax_scores() -> None:
     assert (flat == 0).all()
 
 
-def test_frame_accuracy_by_hand() -> None:
-    cas = np.array([[0.9, 0.8, 0.0], [0.1, 0.7, 0.9], [0.2, 0.1, 0.0], [0.5, 0.4, 0.6]])
-    scores = np.array([0.6, 0.3, 0.1])  # class 2 rejected at τ = 0.25
-    labels = np.array([0, 1, -1, 0])  # snippet 2 is background: not counted
-    # predictions among kept classes {0, 1}: 0, 1, (0), 0
-    assert frame_accuracy(cas, scores, labels) == (3, 3)
-    assert frame_accuracy(cas, scores, labels, tau=0.5) == (2, 3)  # only class 0 kept
+def test_actionness_grouping_by_hand() -> None:
+    seq = np.array([0.9, 0.8, 0.1, 0.7, 0.2, 0.0, 0.0, 0.6, 0.9, 0.3])
+    # basins at 0.5: [0, 1], [3, 3], [7, 8]
+    assert actionness_groups(seq, 0.5, 1.0) == [(0, 1), (3, 3), (7, 8)]
+    # γ = 0.75: [0, 3] covers 3 of 4 snippets (kept); adding [7, 8] covers 5 of 9 (stopped)
+    assert actionness_groups(seq, 0.5, 0.75) == [(0, 1), (0, 3), (3, 3), (7, 8)]
+    # γ = 0.5: also [0, 8] (5 of 9) and [3, 8] (3 of 6)
+    assert actionness_groups(seq, 0.5, 0.5) == [(0, 1), (0, 3), (0, 8), (3, 3), (3, 8), (7, 8)]
+    assert actionness_groups(seq, 0.95, 0.5) == []
+
+
+def test_detect_drops_classes_under_tau_and_groups_the_normalised_cas() -> None:
+    model = make(in_dim=8, C=3, tag_gammas=[1.0, 0.5]).eval()
+    cas = torch.tensor([[0.0, 5.0, 1.0], [4.0, 0.0, 1.0], [0.0, 0.0, 1.0], [4.0, 0.0, 1.0],
+                        [0.0, 1.0, 1.0], [2.0, 0.0, 1.0]])  # (T=6, C=3) logits
+    video_logits = torch.log(torch.tensor([[0.6, 0.3, 0.1]]))  # softmax → 0.6, 0.3, 0.1
+    out = ECMOutput(cas=cas[None], video_logits=video_logits, pre_logits=None, post_logits=None,
+                    post_bg_logits=None, action_weights=None, mask=torch.ones(1, 6, dtype=bool))
+    settings = InferSettings(class_threshold=0.25, cas_thresholds=(0.5, 0.9), inflation=0.25,
+                             video_score_weight=0.2)
+    found = model.detect(out, settings=settings)
+    assert {c for c, *_ in found} == {0, 1}  # class 2 (0.1 < τ) dropped
+    norm0 = np.array([0.0, 1.0, 0.0, 1.0, 0.0, 0.5])  # class 0 min-max normalised
+    spans0 = sorted((s, e) for c, s, e, _ in found if c == 0)
+    # level 0.5 basins [1], [3], [5]; γ 0.5 merges [1, 3] (2 of 3), [1, 5] (3 of 5), [3, 5]
+    assert spans0 == [(1, 2), (1, 4), (1, 6), (3, 4), (3, 6), (5, 6)]
+    for c, s, e, score in found:
+        if c == 0:
+            expected = outer_inner_score(norm0, int(s), int(e) - 1, inflation=0.25) + 0.2 * 0.6
+            assert score == pytest.approx(expected)
+    spans1 = sorted((s, e) for c, s, e, _ in found if c == 1)
+    assert spans1 == [(0, 1)]  # 1.0 at t=0, 0.2 at t=4
+    settings_high = InferSettings(class_threshold=0.9, cas_thresholds=(0.5,))
+    assert {c for c, *_ in model.detect(out, settings=settings_high)} == {0}  # best class kept
+    with pytest.raises(ValueError, match="tag_gammas"):
+        make(tag_gammas=[0.0])
 
 
 def test_invalid_switches_are_rejected() -> None:
@@ -420,3 +450,27 @@ def test_config_matches_paper_and_builds() -> None:
         TrainSettings(**merged.get("train", cfg["train"]))
         args = merged.get("args", cfg["args"])
         assert isinstance(build_model("ecm", in_dim=8, num_classes=4, **args), ECM), name
+
+
+def test_ablations_are_table_4_rows_and_each_trains() -> None:
+    cfg = config()
+    assert list(cfg["ablations"]) == ["Pre-Cls", "Post-Cls", "Pre + Post, shared", "+ L_a2c",
+                                      "+ L_a2c + L_c2c, not shared", "ECM"]
+    parts_of = {"Pre-Cls": {"cls_e"}, "Post-Cls": {"cls_o"},
+                "Pre + Post, shared": {"cls_e", "cls_o"}, "+ L_a2c": {"cls_e", "cls_o", "a2c"},
+                "+ L_a2c + L_c2c, not shared": {"cls_e", "cls_o", "a2c", "c2c"},
+                "ECM": {"cls_e", "cls_o", "a2c", "c2c"}}
+    torch.manual_seed(0)
+    x = torch.randn(3, 10, 8)
+    mask = torch.ones(3, 10, dtype=torch.bool)
+    labels = torch.tensor([[1.0, 0, 0], [0, 1, 0], [0, 1, 1]])
+    for name, variant in cfg["ablations"].items():
+        assert set(variant) <= {"args", "train", "infer"}
+        args = {**cfg["args"], **variant.get("args", {}), **SMALL}
+        model = build_model("ecm", in_dim=8, num_classes=3, **args)
+        assert isinstance(model, ECM)
+        assert model.shared_classifier == (name != "+ L_a2c + L_c2c, not shared")
+        total, parts = model.loss(model(x, mask), labels, mask, epoch=0)
+        assert set(parts) == parts_of[name], name
+        total.backward()
+        assert all(p.grad is not None for p in model.parameters()), name

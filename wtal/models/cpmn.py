@@ -1,7 +1,16 @@
 """``cpmn``: Cascaded Pyramid Mining Network (Su, Zhao & Lin, ACCV 2018).
 
-Three sub-modules on the snippet features of one stream (the paper trains one CPMN on the RGB
-features and one on the flow features; ``stream`` picks the columns):
+The paper trains one network on the RGB features and one on the flow features and fuses them
+only at localisation (Eq. 4, 5, 7). :class:`CPMN` holds one independent sub-network
+(:class:`CPMNStream`) per stream, each on its own column range of the features (``streams``,
+from the feature sidecars: ``{"rgb": [0, 1024], "flow": [1024, 2048]}``), and its loss is the
+sum of the per-stream losses. The streams share no parameter and no activation, so the gradient
+of one stream's parameters does not depend on the other stream's input or parameters; with
+Adam (a per-parameter update) and no weight decay across streams this gives exactly the
+updates of training the two networks separately on the same batches (tested). Without recorded
+stream ranges there is one sub-network on all columns.
+
+Each sub-network has three parts:
 
 * **Cascaded classification module (CCM)**, two classifiers of the same structure, each two
   temporal convolutions (k=3, 512 filters, ReLU) → global average pooling → FC → sigmoid. The
@@ -13,51 +22,60 @@ features and one on the flow features; ``stream`` picks the columns):
   scale 2); per level a k=1 convolution (512 filters, ReLU), top-down lateral connections
   (the coarser level's features repeated ×2 and added), a k=1 prediction convolution with C
   filters giving the label map K_l (T_l, C); the video prediction is the average over levels of
-  each level's global average pool. The heatmap H sums the label maps upsampled by repetition
+  each level's global average pool. The input is cut into consecutive windows of T_ω = 64
+  snippets (the last one, and a video shorter than a window, padded to a whole window; padding
+  is masked), every window goes through the pyramid alone and the windows' label maps are
+  concatenated (§3.4–3.5). The heatmap H sums the label maps upsampled by repetition
   (×2^(l-1)) and min-max normalises every class over the video (Eq. 3).
-* **Temporal action localisation**: Φ = sigmoid(M(Cas)) · H (Eq. 4/5), given by
-  :meth:`CPMN.probabilities` to the generic localiser of :mod:`wtal.infer`.
+* **Temporal action localisation**: Φ = sigmoid(M(Cas)) · H per stream (Eq. 4, 5).
 
 ::
 
-    x (B, T, D) ─ stream columns ─▶ f (B, T, D')
+    x (B, T, D) ─ stream s's columns ─▶ f (B, T, D_s)            (one sub-network per stream)
       f ─ [Conv1d(k3,512)─ReLU]×2 ─▶ Z_A (B,T,K) ─ W_A ─▶ M(A) (B,T,C);  GAP(Z_A)─FC─▶ s_A (B,C)
       M(A) ─ min-max per class, > ζ on target classes ─▶ erased (B, T)
       f ⊙ ¬erased ─ classifier B ─▶ M(B) (B,T,C), s_B (B,C)
-      M(Cas) = max(M(A), M(B))                                            ─▶ cas (B, T, C)
-      f ─ maxpool×2 ─ maxpool×2 ─▶ levels (B,D',T_l) ─ Conv1d(k1,512)─ReLU ─ top-down + ─
-        ─ Conv1d(k1,C) ─▶ K_l (B,T_l,C) ─ GAP, mean over l ─▶ s_PAM (B,C)
+      M(Cas) = max(M(A), M(B))                                            ─▶ (B, T, C)
+      f ─ windows of T_ω ─ maxpool×2 ─ maxpool×2 ─▶ levels ─ Conv1d(k1,512)─ReLU ─ top-down + ─
+        ─ Conv1d(k1,C) ─▶ K_l ─ concatenate windows ─ GAP, mean over l ─▶ s_PAM (B,C)
         ─ repeat ×2^(l-1), Σ_l, min-max over T (Eq. 3)                   ─▶ heatmap H (B,T,C)
-      video_logits = mean(s_A, s_B, s_PAM)                                ─▶ (B, C)
-      probabilities: Φ = sigmoid(cas) · H (Eq. 4); video scores sigmoid(mean(s_A, s_PAM))
+      Φ_s = sigmoid(M(Cas)) · H                                   (Eq. 4 / 5)  (B, T, C)
+    fused: Φ = mean_s Φ_s (Eq. 7's average), p_class = mean_s sigmoid(mean(s_A, s_PAM))
 
-Training (Eq. 6): sigmoid cross-entropy summed over classes and averaged over the batch, for
-each active classifier and the PAM, plus λ·L2 (λ = 0.0025, ``tf.nn.l2_loss`` convention
-Σw²/2) on the weights of the CCM. In training, classifier B's erasing follows the video's
-labels (Algorithm 1: M^c(A) for c ∈ ψ_v); ``forward`` has no labels and erases after the
+Training (Eq. 6), per stream: sigmoid cross-entropy summed over classes and averaged over the
+batch, for each active classifier and the PAM, plus λ·L2 (λ = 0.0025, ``tf.nn.l2_loss``
+convention Σw²/2) on the weights of the CCM. In training, classifier B's erasing follows the
+video's labels (Algorithm 1: M^c(A) for c ∈ ψ_v); ``forward`` has no labels and erases after the
 classes A predicts (probability ≥ 0.5, at least the top one), which is also the rule at test
-time, and :meth:`CPMN.loss` re-runs classifier B when the label-guided erasure differs.
+time, and the loss re-runs classifier B when the label-guided erasure differs.
 
-Video scores (p_class of Eq. 8; the paper does not say which classifier gives them): the
-mean of the logits of classifier A and the PAM, the two branches that see the whole video.
-Classifier B is trained to classify videos whose most discriminative snippets were erased
-after the labels, and at test time sees an erasure guided by A's guesses, so its video logits
-are a poor class score (on the demo it confidently names absent classes); ``score_mining=True``
-adds them. ``video_logits`` of the output averages all active branches (A, B, PAM): the
-project's generic contract (every parameter reaches it); the model's own loss and
-``probabilities`` do not use it.
+Localisation (§3.5, :meth:`CPMN.detect`): for the ``top_classes`` (2; 1 on ActivityNet) classes
+of highest p_class, every maximal run of snippets where a stream's Φ_s^c reaches θ_TCAS = 20 %
+of its maximum is a proposal (from each modality separately); its p_act is the mean over the
+run of the two streams' Φ (Eq. 7, with the sigmoid of Eq. 4/5: Eq. 7 as printed drops it) and
+its confidence p_conf = p_act · p_class (Eq. 8). The pipeline's NMS (hard, θ_NMS = 0.3 on
+THUMOS14, 0.5 on ActivityNet) removes the duplicates of the two modalities.
+
+Video scores (p_class of Eq. 8; the paper does not say which classifier gives them): per
+stream the sigmoid of the mean of the logits of classifier A and the PAM, the two branches that
+see the whole video, averaged over the streams. Classifier B is trained to classify videos
+whose most discriminative snippets were erased after the labels, and at test time sees an
+erasure guided by A's guesses, so its video logits are a poor class score (on the demo it
+confidently names absent classes); ``score_mining=True`` adds them. ``video_logits`` of the
+output averages all active branches (A, B, PAM) and streams: the project's generic contract
+(every parameter reaches it); the model's own loss, ``probabilities`` and ``detect`` do not use
+it.
 
 Choices the paper leaves open, made here: the erasing threshold ζ is applied to the min-max
 normalised T-CAS (the paper sweeps ζ in 0.3-0.7, a [0, 1] scale); erased snippets are set to
 zero (the standardised mean) and stay in B's average pool; the erasure of a multi-label video
 is the union over its target classes; the PAM's first level is the input itself (T_l =
-T/2^(l-1), so three levels need two poolings) and pools with ``ceil_mode`` (odd lengths keep
-their last snippet); the level predictions are averaged as logits. The PAM consists of k=1
-convolutions and aligned poolings, so running it on a whole video equals running it on
-consecutive windows of ``window`` snippets and concatenating (the paper's sliding windows at
-test time) whenever ``window`` is a multiple of 2^(levels-1); a video shorter than a window is
-padded to one (masked, so this changes no output). Padding snippets (``mask`` False) are zeroed
-at the input, left out of every average pool, the max pooling and the min-max normalisations.
+T/2^(l-1), so three levels need two poolings) and pools with ``ceil_mode``; ``window`` must be a
+multiple of 2^(levels-1) so that the windows' poolings stay aligned, and then the windowed
+label maps equal one pass over the whole video (tested); the level predictions are averaged as
+logits, the PAM's video logits are the GAP over all the video's windows. Padding snippets
+(``mask`` False) are zeroed at the input, left out of every average pool, the max pooling and
+the min-max normalisations.
 
 Table 3's ablation: ``mining=False, pam=False`` is the original T-CAS (a CAM classifier),
 ``mining=True, pam=False`` adds the mining T-CAS, ``mining=True, pam=True`` is CPMN.
@@ -65,19 +83,20 @@ Table 3's ablation: ``mining=False, pam=False`` is the original T-CAS (a CAM cla
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wtal.models.registry import register_model
+from wtal.postprocess import runs_above
 
-STREAMS = ("rgb", "flow", "both")
+STREAMS = ("both", "rgb", "flow", "concat")
 
 
-class CPMNOutput(NamedTuple):
-    """What CPMN gives for a batch.
+class StreamOutput(NamedTuple):
+    """What one stream's sub-network gives for a batch.
 
     ``cas``, ``video_logits`` and ``heatmap`` are on the input's time axis; the other fields are
     on the classifiers' time axis (the same unless ``resize`` is set) and serve the loss and the
@@ -93,8 +112,17 @@ class CPMNOutput(NamedTuple):
     tcas_a: Tensor  # (B, T', C) original T-CAS M(A), Eq. (2)
     tcas_b: Tensor | None  # (B, T', C) mining T-CAS M(B)
     erased: Tensor  # (B, T') bool, snippets erased from classifier B's input
-    features: Tensor  # (B, T', D') the stream's features the classifiers saw (padding zeroed)
+    features: Tensor  # (B, T', D_s) the stream's features the classifiers saw (padding zeroed)
     mask: Tensor  # (B, T') bool valid snippets on the classifiers' time axis
+
+
+class CPMNOutput(NamedTuple):
+    """What CPMN gives for a batch: the streams fused, and every stream's own output."""
+
+    cas: Tensor  # (B, T, C) mean over streams of M(Cas) (logits)
+    video_logits: Tensor  # (B, C) mean over streams of their video logits
+    heatmap: Tensor  # (B, T, C) mean over streams of H
+    streams: dict[str, StreamOutput]  # per stream, in the order of ``CPMN.columns``
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
@@ -181,19 +209,22 @@ class Classifier(nn.Module):
 
 
 class Pyramid(nn.Module):
-    """The pyramid attention module: label maps at T, T/2, T/4, …; heatmap (Eq. 3)."""
+    """The pyramid attention module: label maps at T, T/2, T/4, … per window; heatmap (Eq. 3)."""
 
     def __init__(
         self, *, in_dim: int, num_classes: int, hidden: int, levels: int, window: int
     ) -> None:
         super().__init__()
+        if window < 1 or window % 2 ** (levels - 1):
+            raise ValueError(f"window {window} must be a positive multiple of 2^(levels-1) = "
+                             f"{2 ** (levels - 1)} (aligned poolings)")
         self.levels = levels
         self.window = window
         self.lateral = nn.ModuleList(nn.Conv1d(in_dim, hidden, 1) for _ in range(levels))
         self.predict = nn.ModuleList(nn.Conv1d(hidden, num_classes, 1) for _ in range(levels))
 
     def label_maps(self, x: Tensor, mask: Tensor) -> tuple[list[Tensor], list[Tensor]]:
-        """Label maps K_l (B, T_l, C) and level masks (B, T_l), l = 1 … levels.
+        """Label maps K_l (B, T_l, C) and level masks (B, T_l), l = 1 … levels, of one pass.
 
         T_1 = T and T_(l+1) = ceil(T_l / 2).
         """
@@ -213,62 +244,63 @@ class Pyramid(nn.Module):
         maps = [pred(hl).transpose(1, 2) for pred, hl in zip(self.predict, h, strict=True)]
         return maps, masks
 
+    def windowed_maps(self, x: Tensor, mask: Tensor) -> tuple[list[Tensor], list[Tensor]]:
+        """Label maps of consecutive windows of ``window`` snippets, concatenated along time.
+
+        The input is padded (masked) to n whole windows, n = max(1, ⌈T / T_ω⌉) (§3.5: a video
+        shorter than T_ω is padded to one window); every window is one pyramid pass. Returns
+        K_l (B, n·T_ω / 2^(l-1), C) and their masks.
+        """
+        b, t, d = x.shape
+        n = max(1, -(-t // self.window))
+        pad = n * self.window - t
+        if pad:
+            x = F.pad(x, (0, 0, 0, pad))
+            mask = F.pad(mask, (0, pad), value=False)
+        maps, masks = self.label_maps(x.reshape(b * n, self.window, d),
+                                      mask.reshape(b * n, self.window))  # (B·n, T_ω/2^l, C)
+        maps = [k.reshape(b, -1, k.shape[-1]) for k in maps]  # (B, n·T_ω/2^(l-1), C)
+        masks = [m.reshape(b, -1) for m in masks]
+        return maps, masks
+
     def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """(B, T, D), (B, T) → video logits (B, C), summed maps (B, T, C), heatmap H (B, T, C)."""
         t = x.shape[1]
-        if t < self.window:  # a video shorter than a window is padded to one (§3.5)
-            x = F.pad(x, (0, 0, 0, self.window - t))
-            mask = F.pad(mask, (0, self.window - t), value=False)
-        maps, masks = self.label_maps(x, mask)
+        maps, masks = self.windowed_maps(x, mask)
         logits = torch.stack([masked_mean(k, m) for k, m in zip(maps, masks, strict=True)])
         logits = logits.mean(dim=0)  # (B, C): average of the levels' GAP predictions
-        summed = sum(upsample_repeat(k, 2**i, x.shape[1]) for i, k in enumerate(maps))
+        full = maps[0].shape[1]
+        summed = sum(upsample_repeat(k, 2**i, full) for i, k in enumerate(maps))
         summed = summed[:, :t]  # (B, T, C)
-        heat = masked_minmax(summed, mask[:, :t], flat=1.0)  # Eq. (3); flat → no attention
+        heat = masked_minmax(summed, mask, flat=1.0)  # Eq. (3); flat → no attention
         return logits, summed, heat
 
 
-class CPMN(nn.Module):
-    """Cascaded classification module + pyramid attention module; Φ = sigmoid(M(Cas)) · H."""
+class CPMNStream(nn.Module):
+    """One stream's network: CCM + PAM on feature columns ``columns``; Φ = sigmoid(M(Cas)) · H."""
 
     def __init__(
         self,
         *,
-        in_dim: int,  # feature dimension D of the files (2048: RGB | flow)
+        columns: tuple[int, int],  # [lo, hi) feature columns of this stream
         num_classes: int,  # C
-        stream: str = "both",  # rgb (first D/2 columns), flow (last D/2) or both
-        hidden: int = 512,  # filters of the CCM convolutions and the PAM's k=1 convolutions
-        kernel_size: int = 3,  # temporal kernel of the CCM convolutions
-        mining: bool = True,  # second classifier on erased features (mining T-CAS)
-        pam: bool = True,  # pyramid attention module (H; ones when off)
-        zeta: float = 0.4,  # erasing threshold ζ on the normalised T-CAS
-        erase_guide: str = "labels",  # training erasure after the labels or the predictions
-        levels: int = 3,  # pyramid levels (lengths T, T/2, T/4)
-        window: int = 64,  # T_ω: shorter inputs are padded to it inside the PAM
-        l2_weight: float = 0.0025,  # λ of Eq. (6), on the CCM's weights
-        resize: int | None = None,  # resample every video to this many snippets (ActivityNet)
-        score_mining: bool = False,  # classifier B's logits in the video scores too
-        streams: dict[str, list[int]] | None = None,  # column ranges per stream (sidecars)
+        hidden: int,  # filters of the CCM convolutions and the PAM's k=1 convolutions
+        kernel_size: int,  # temporal kernel of the CCM convolutions
+        mining: bool,  # second classifier on erased features (mining T-CAS)
+        pam: bool,  # pyramid attention module (H; ones when off)
+        zeta: float,  # erasing threshold ζ on the normalised T-CAS
+        erase_guide: str,  # training erasure after the labels or the predictions
+        levels: int,  # pyramid levels (lengths T, T/2, T/4)
+        window: int,  # T_ω of the PAM's windows
+        l2_weight: float,  # λ of Eq. (6), on the CCM's weights
+        resize: int | None,  # resample every video to this many snippets (ActivityNet)
+        score_mining: bool,  # classifier B's logits in the video scores too
     ) -> None:
         super().__init__()
-        if stream not in STREAMS:
-            raise ValueError(f"unknown stream {stream!r} (rgb, flow or both)")
-        if streams is not None and stream != "both" and stream not in streams:
-            raise ValueError(f"stream {stream!r}: the features have streams {sorted(streams)}")
-        if streams is None and stream != "both" and in_dim % 2:
-            raise ValueError(f"stream {stream!r} needs an even feature dimension, got {in_dim}")
-        if erase_guide not in {"labels", "predictions"}:
-            raise ValueError(f"unknown erase_guide {erase_guide!r} (labels or predictions)")
-        if levels < 1:
-            raise ValueError("levels must be at least 1")
-        if resize is not None and resize < 1:
-            raise ValueError("resize must be a positive length")
-        half = in_dim // 2
-        self.columns = {"rgb": (0, half), "flow": (half, in_dim), "both": (0, in_dim)}[stream]
-        if streams is not None and stream != "both":
-            self.columns = (int(streams[stream][0]), int(streams[stream][1]))
+        self.columns = (int(columns[0]), int(columns[1]))
         dim = self.columns[1] - self.columns[0]
-        self.stream = stream
+        if dim < 1:
+            raise ValueError(f"empty column range {columns}")
         self.mining = mining
         self.use_pam = pam
         self.zeta = zeta
@@ -293,7 +325,7 @@ class CPMN(nn.Module):
 
     def _select(self, x: Tensor, mask: Tensor) -> Tensor:
         lo, hi = self.columns
-        return x[..., lo:hi] * mask.unsqueeze(-1).to(x.dtype)  # (B, T, D'), padding zeroed
+        return x[..., lo:hi] * mask.unsqueeze(-1).to(x.dtype)  # (B, T, D_s), padding zeroed
 
     def _resize_in(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Every video's valid part resampled to ``resize`` snippets (paper: ActivityNet)."""
@@ -311,25 +343,29 @@ class CPMN(nn.Module):
                 out[i, :n] = resample(y[i], n)
         return out
 
+    def on_input_axis(self, y: Tensor, mask: Tensor) -> Tensor:
+        """(B, T', K) on the classifiers' axis → (B, T, K) on the input's (``mask`` (B, T))."""
+        return self._resize_out(y, mask) if self.resize is not None else y
+
     def predicted_targets(self, logits_a: Tensor) -> Tensor:
         """Classes erased without labels: probability ≥ 0.5, and always the top one. (B, C)."""
         top = F.one_hot(logits_a.argmax(dim=1), logits_a.shape[1]).bool()
         return (logits_a.detach() >= 0.0) | top
 
     def erase(self, features: Tensor, erased: Tensor) -> Tensor:
-        """Zero the erased snippets of (B, T, D') features."""
+        """Zero the erased snippets of (B, T, D_s) features."""
         return features.masked_fill(erased.unsqueeze(-1), 0.0)
 
-    # -- the model ---------------------------------------------------------------------------
+    # -- the network -------------------------------------------------------------------------
 
-    def forward(self, x: Tensor, mask: Tensor | None = None) -> CPMNOutput:
-        """Args: x (B, T, D) features; mask (B, T) valid snippets (default: all)."""
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> StreamOutput:
+        """Args: x (B, T, D) all feature columns; mask (B, T) valid snippets (default: all)."""
         if mask is None:
             mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-        f = self._select(x, mask)  # (B, T, D')
+        f = self._select(x, mask)  # (B, T, D_s)
         m = mask
         if self.resize is not None:
-            f, m = self._resize_in(f, mask)  # (B, R, D'), (B, R)
+            f, m = self._resize_in(f, mask)  # (B, R, D_s), (B, R)
         tcas_a, logits_a = self.classifier_a(f, m)  # (B, T', C), (B, C)
         branches = [logits_a]
         cas, tcas_b, logits_b = tcas_a, None, None
@@ -345,15 +381,12 @@ class CPMN(nn.Module):
             logits_pam, _, heat = self.pam(f, m)  # (B, C), _, (B, T', C)
             branches.append(logits_pam)
         video_logits = torch.stack(branches).mean(dim=0)  # (B, C)
-        cas_out, heat_out = cas, heat
-        if self.resize is not None:
-            cas_out = self._resize_out(cas, mask)  # (B, T, C)
-            heat_out = self._resize_out(heat, mask)
-        return CPMNOutput(cas=cas_out, video_logits=video_logits, heatmap=heat_out,
-                          logits_a=logits_a, logits_b=logits_b, logits_pam=logits_pam,
-                          tcas_a=tcas_a, tcas_b=tcas_b, erased=erased, features=f, mask=m)
+        return StreamOutput(cas=self.on_input_axis(cas, mask), video_logits=video_logits,
+                            heatmap=self.on_input_axis(heat, mask), logits_a=logits_a,
+                            logits_b=logits_b, logits_pam=logits_pam, tcas_a=tcas_a,
+                            tcas_b=tcas_b, erased=erased, features=f, mask=m)
 
-    def video_scores(self, out: CPMNOutput) -> Tensor:
+    def video_scores(self, out: StreamOutput) -> Tensor:
         """p_class (B, C): sigmoid of the mean logits of A and the PAM (and B if asked)."""
         branches = [out.logits_a]
         if self.score_mining and out.logits_b is not None:
@@ -362,40 +395,9 @@ class CPMN(nn.Module):
             branches.append(out.logits_pam)
         return torch.sigmoid(torch.stack(branches).mean(dim=0))
 
-    def probabilities(self, out: CPMNOutput) -> tuple[Tensor, Tensor]:
-        """Φ = sigmoid(M(Cas)) · H (Eq. 4/5), (B, T, C), and video scores p_class (B, C)."""
-        return torch.sigmoid(out.cas) * out.heatmap, self.video_scores(out)
-
-    @torch.no_grad()
-    def score_sequences(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
-        """The named per-snippet scores a report plots (see :mod:`wtal.report`), on the input's
-        time axis:
-
-        * ``original_tcas``: σ(M(A)) (B, T, C), classifier A's T-CAS;
-        * ``mining_tcas``: σ(M(B)) (B, T, C), classifier B's T-CAS on the erased input (mining);
-        * ``cascaded_tcas``: σ(M(Cas)) = σ(max(M(A), M(B))) (B, T, C);
-        * ``attention``: the PAM's heatmap H in [0, 1] (B, T, C) (PAM only);
-        * ``localisation``: Φ = σ(M(Cas)) · H (B, T, C), what the localiser reads;
-        * ``erased`` (B, T): 1 where classifier B saw erased snippets (mining only).
-        """
-        if mask is None:
-            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
-        out = self.forward(x, mask)
-
-        def on_input_axis(y: Tensor) -> Tensor:  # (B, T', K) → (B, T, K)
-            return self._resize_out(y, mask) if self.resize is not None else y
-
-        seqs = {"original_tcas": torch.sigmoid(on_input_axis(out.tcas_a))}
-        if out.tcas_b is not None:
-            seqs["mining_tcas"] = torch.sigmoid(on_input_axis(out.tcas_b))
-            seqs["cascaded_tcas"] = torch.sigmoid(out.cas)
-        if self.pam is not None:
-            seqs["attention"] = out.heatmap
-        seqs["localisation"] = self.probabilities(out)[0]
-        if out.tcas_b is not None:
-            erased = on_input_axis(out.erased.unsqueeze(-1).to(x.dtype))  # (B, T, 1)
-            seqs["erased"] = erased[..., 0]
-        return seqs
+    def localisation(self, out: StreamOutput) -> Tensor:
+        """Φ = sigmoid(M(Cas)) · H (Eq. 4 / 5), (B, T, C) in [0, 1]."""
+        return torch.sigmoid(out.cas) * out.heatmap
 
     def ccm_l2(self) -> Tensor:
         """Σ w² / 2 over the weights (not biases) of the cascaded classifiers."""
@@ -408,15 +410,8 @@ class CPMN(nn.Module):
                     total = total + p.pow(2).sum() / 2
         return total
 
-    def loss(
-        self, out: CPMNOutput, labels: Tensor, mask: Tensor, *, epoch: int
-    ) -> tuple[Tensor, dict[str, float]]:
-        """Eq. (6) for each classifier, the PAM's cross-entropy, and λ·L2 on the CCM.
-
-        ``mask`` is the loop's; the model's own (``out.mask``) is used, which differs only with
-        ``resize``. ``epoch`` is unused (no schedule).
-        """
-        del mask, epoch
+    def loss(self, out: StreamOutput, labels: Tensor) -> dict[str, Tensor]:
+        """Eq. (6) for each classifier, the PAM's cross-entropy, and λ·L2 on the CCM (terms)."""
         y = labels.to(out.logits_a.dtype)
 
         def xent(logits: Tensor) -> Tensor:  # summed over classes, mean over videos
@@ -434,8 +429,192 @@ class CPMN(nn.Module):
             parts["pam"] = xent(out.logits_pam)
         if self.l2_weight:
             parts["l2"] = self.l2_weight * self.ccm_l2()
-        total = torch.stack(list(parts.values())).sum()
-        return total, {name: float(v.detach()) for name, v in parts.items()}
+        return parts
+
+
+def stream_columns(
+    stream: str, in_dim: int, streams: dict[str, list[int]] | None
+) -> dict[str, tuple[int, int]]:
+    """The sub-networks' column ranges: ``{name: (lo, hi)}``.
+
+    * ``both`` (the paper): one sub-network per recorded stream; without recorded ranges one
+      sub-network ``all`` on every column;
+    * ``rgb`` / ``flow``: that stream only (the recorded range, else the first / last half);
+    * ``concat``: one sub-network ``all`` on every column (not the paper: early fusion).
+    """
+    if stream not in STREAMS:
+        raise ValueError(f"unknown stream {stream!r} ({', '.join(STREAMS)})")
+    if stream == "concat" or (stream == "both" and streams is None):
+        return {"all": (0, in_dim)}
+    if stream == "both":
+        assert streams is not None
+        cols = {name: (int(r[0]), int(r[1])) for name, r in streams.items()}
+        for name, (lo, hi) in cols.items():
+            if not 0 <= lo < hi <= in_dim or "." in name or not name:
+                raise ValueError(f"stream {name!r}: bad column range [{lo}, {hi}) of {in_dim}")
+        return cols
+    if streams is not None:
+        if stream not in streams:
+            raise ValueError(f"stream {stream!r}: the features have streams {sorted(streams)}")
+        return {stream: (int(streams[stream][0]), int(streams[stream][1]))}
+    if in_dim % 2:
+        raise ValueError(f"stream {stream!r} needs an even feature dimension, got {in_dim}")
+    half = in_dim // 2
+    return {stream: (0, half) if stream == "rgb" else (half, in_dim)}
+
+
+class CPMN(nn.Module):
+    """One CPMN sub-network per stream, fused at localisation (Eq. 4, 5, 7, 8)."""
+
+    def __init__(
+        self,
+        *,
+        in_dim: int,  # feature dimension D of the files (2048: RGB | flow)
+        num_classes: int,  # C
+        stream: str = "both",  # both (one sub-network per stream), rgb, flow, or concat
+        hidden: int = 512,  # filters of the CCM convolutions and the PAM's k=1 convolutions
+        kernel_size: int = 3,  # temporal kernel of the CCM convolutions
+        mining: bool = True,  # second classifier on erased features (mining T-CAS)
+        pam: bool = True,  # pyramid attention module (H; ones when off)
+        zeta: float = 0.4,  # erasing threshold ζ on the normalised T-CAS
+        erase_guide: str = "labels",  # training erasure after the labels or the predictions
+        levels: int = 3,  # pyramid levels (lengths T, T/2, T/4)
+        window: int = 64,  # T_ω of the PAM's windows
+        l2_weight: float = 0.0025,  # λ of Eq. (6), on the CCM's weights
+        resize: int | None = None,  # resample every video to this many snippets (ActivityNet)
+        score_mining: bool = False,  # classifier B's logits in the video scores too
+        theta: float = 0.2,  # θ_TCAS, fraction of the max of Φ (§3.5)
+        top_classes: int = 2,  # classes localised per video (2 THUMOS14, 1 ActivityNet)
+        streams: dict[str, list[int]] | None = None,  # column ranges per stream (sidecars)
+    ) -> None:
+        super().__init__()
+        if erase_guide not in {"labels", "predictions"}:
+            raise ValueError(f"unknown erase_guide {erase_guide!r} (labels or predictions)")
+        if levels < 1:
+            raise ValueError("levels must be at least 1")
+        if resize is not None and resize < 1:
+            raise ValueError("resize must be a positive length")
+        if not 0.0 <= theta <= 1.0:
+            raise ValueError(f"theta must be in [0, 1], got {theta}")
+        if top_classes < 1:
+            raise ValueError("top_classes must be at least 1")
+        self.columns = stream_columns(stream, in_dim, streams)
+        self.stream = stream
+        self.mining = mining
+        self.use_pam = pam
+        self.theta = theta
+        self.top_classes = top_classes
+        self.nets = nn.ModuleDict({
+            name: CPMNStream(columns=cols, num_classes=num_classes, hidden=hidden,
+                             kernel_size=kernel_size, mining=mining, pam=pam, zeta=zeta,
+                             erase_guide=erase_guide, levels=levels, window=window,
+                             l2_weight=l2_weight, resize=resize, score_mining=score_mining)
+            for name, cols in self.columns.items()
+        })
+
+    def forward(self, x: Tensor, mask: Tensor | None = None) -> CPMNOutput:
+        """Args: x (B, T, D) features; mask (B, T) valid snippets (default: all)."""
+        if mask is None:
+            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        mask = mask.bool()
+        outs = {name: net(x, mask) for name, net in self.nets.items()}
+
+        def mean(field: str) -> Tensor:
+            return torch.stack([getattr(o, field) for o in outs.values()]).mean(dim=0)
+
+        return CPMNOutput(cas=mean("cas"), video_logits=mean("video_logits"),
+                          heatmap=mean("heatmap"), streams=outs)
+
+    def stream_localisation(self, out: CPMNOutput) -> dict[str, Tensor]:
+        """Φ_s = sigmoid(M_s(Cas)) · H_s of every stream (Eq. 4, 5), (B, T, C) each."""
+        return {name: self.nets[name].localisation(o) for name, o in out.streams.items()}
+
+    def probabilities(self, out: CPMNOutput) -> tuple[Tensor, Tensor]:
+        """The fused Φ = mean over streams of Φ_s (B, T, C) (the average of Eq. 7) and the video
+        scores p_class (B, C), the mean over streams of each stream's."""
+        phi = torch.stack(list(self.stream_localisation(out).values())).mean(dim=0)
+        scores = torch.stack([self.nets[name].video_scores(o)
+                              for name, o in out.streams.items()]).mean(dim=0)
+        return phi, scores
+
+    def detect(self, out: CPMNOutput, *, settings: Any) -> list[tuple[int, float, float, float]]:
+        """Proposals of one video (batch 1), §3.5: (class, start, end, p_conf), snippet units.
+
+        For each of the ``top_classes`` classes of highest p_class and each stream s, every
+        maximal run of snippets where Φ_s^c ≥ θ_TCAS · max_t Φ_s^c is a proposal [first,
+        last + 1); p_act is the mean over the run of the fused Φ^c (Eq. 7) and p_conf = p_act ·
+        p_class^c (Eq. 8). ``settings`` (the pipeline's NMS) is not read here.
+        """
+        del settings
+        if out.cas.shape[0] != 1:
+            raise ValueError(f"detect takes one video, got a batch of {out.cas.shape[0]}")
+        phis = {n: p[0].detach().cpu().double().numpy()
+                for n, p in self.stream_localisation(out).items()}  # (T, C) each
+        fused_t, scores_t = self.probabilities(out)
+        fused = fused_t[0].detach().cpu().double().numpy()  # (T, C)
+        scores = scores_t[0].detach().cpu().double().numpy()  # (C,)
+        top = sorted(range(len(scores)), key=lambda c: -scores[c])[: self.top_classes]
+        found: list[tuple[int, float, float, float]] = []
+        for c in top:
+            for phi in phis.values():
+                peak = float(phi[:, c].max())
+                if not peak > 0.0:
+                    continue
+                for first, last in runs_above(phi[:, c], self.theta * peak):
+                    p_act = float(fused[first : last + 1, c].mean())
+                    found.append((int(c), float(first), float(last + 1), p_act * scores[c]))
+        return found
+
+    def loss(
+        self, out: CPMNOutput, labels: Tensor, mask: Tensor, *, epoch: int
+    ) -> tuple[Tensor, dict[str, float]]:
+        """The sum over streams of each stream's Eq. (6) terms (classifiers, PAM, λ·L2).
+
+        Parts are named ``cls_a``, ``cls_b``, ``pam``, ``l2``, prefixed with ``<stream>.`` when
+        there is more than one stream. ``mask`` is the loop's; each stream uses its own
+        (``out.streams[s].mask``), which differs only with ``resize``. ``epoch`` is unused.
+        """
+        del mask, epoch
+        terms: dict[str, Tensor] = {}
+        many = len(out.streams) > 1
+        for name, o in out.streams.items():
+            for part, value in self.nets[name].loss(o, labels).items():
+                terms[f"{name}.{part}" if many else part] = value
+        total = torch.stack(list(terms.values())).sum()
+        return total, {name: float(v.detach()) for name, v in terms.items()}
+
+    @torch.no_grad()
+    def score_sequences(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
+        """The named per-snippet scores a report plots (see :mod:`wtal.report`), on the input's
+        time axis, per stream (names prefixed ``<stream>.`` with more than one stream):
+
+        * ``original_tcas``: σ(M(A)) (B, T, C), classifier A's T-CAS;
+        * ``mining_tcas``: σ(M(B)) (B, T, C), classifier B's T-CAS on the erased input (mining);
+        * ``cascaded_tcas``: σ(M(Cas)) = σ(max(M(A), M(B))) (B, T, C);
+        * ``attention``: the PAM's heatmap H in [0, 1] (B, T, C) (PAM only);
+        * ``erased`` (B, T): 1 where classifier B saw erased snippets (mining only);
+
+        and ``localisation``: the fused Φ (B, T, C), what the localiser reads.
+        """
+        if mask is None:
+            mask = torch.ones(x.shape[:2], dtype=torch.bool, device=x.device)
+        out = self.forward(x, mask)
+        seqs: dict[str, Tensor] = {}
+        many = len(out.streams) > 1
+        for name, o in out.streams.items():
+            net = self.nets[name]
+            own = {"original_tcas": torch.sigmoid(net.on_input_axis(o.tcas_a, mask))}
+            if o.tcas_b is not None:
+                own["mining_tcas"] = torch.sigmoid(net.on_input_axis(o.tcas_b, mask))
+                own["cascaded_tcas"] = torch.sigmoid(o.cas)
+            if net.pam is not None:
+                own["attention"] = o.heatmap
+            if o.tcas_b is not None:
+                erased = net.on_input_axis(o.erased.unsqueeze(-1).to(x.dtype), mask)
+                own["erased"] = erased[..., 0]  # (B, T)
+            seqs.update({f"{name}.{k}" if many else k: v for k, v in own.items()})
+        seqs["localisation"] = self.probabilities(out)[0]
+        return seqs
 
 
 @register_model("cpmn")
@@ -455,16 +634,19 @@ def cpmn(
     l2_weight: float = 0.0025,
     resize: int | None = None,
     score_mining: bool = False,
+    theta: float = 0.2,
+    top_classes: int = 2,
     streams: dict[str, list[int]] | None = None,
 ) -> CPMN:
     """Build CPMN.
 
     Args:
-        in_dim: feature dimension of the files; columns [0, D/2) are RGB, [D/2, D) flow.
+        in_dim: feature dimension of the files.
         num_classes: C.
-        stream: ``rgb`` or ``flow`` trains one of the paper's two separate streams; ``both``
-            feeds the concatenated features to one network (not the paper's late fusion of two
-            streams, Eq. 7, which needs two models and is left to the pipeline).
+        stream: ``both`` (the paper): one independent sub-network per stream of ``streams``,
+            fused at localisation (one on all columns when no ranges are recorded); ``rgb`` or
+            ``flow``: that stream only; ``concat``: one sub-network on the concatenated columns
+            (early fusion, not the paper).
         hidden: filters of every hidden convolution (512).
         kernel_size: temporal kernel of the CCM convolutions (3).
         mining: add classifier B on erased features (table 3, "mining T-CAS").
@@ -473,15 +655,19 @@ def cpmn(
         erase_guide: in training, erase after the video's labels (Algorithm 1) or after A's
             predictions (the test-time rule).
         levels: pyramid levels (3).
-        window: T_ω (64); the PAM pads shorter inputs to it.
+        window: T_ω (64), a multiple of 2^(levels-1); the PAM runs on windows of this length.
         l2_weight: λ of Eq. (6) (0.0025).
         resize: resample each video to this many snippets before the network and the outputs
             back to its length (64 on ActivityNet in the paper); None keeps the length.
         score_mining: also average classifier B's logits into the video scores.
+        theta: θ_TCAS, the proposal threshold as a fraction of the max of Φ (0.2).
+        top_classes: classes localised per video (2 on THUMOS14, 1 on ActivityNet).
         streams: the features' column range per stream (``{"rgb": [0, 1024], ...}``, passed by
-            the training loop from the feature sidecars); None = the halves convention above.
+            the training loop from the feature sidecars); None = no recorded ranges (``rgb`` /
+            ``flow`` then take the first / last half of the columns).
     """
     return CPMN(in_dim=in_dim, num_classes=num_classes, stream=stream, hidden=hidden,
                 kernel_size=kernel_size, mining=mining, pam=pam, zeta=zeta,
                 erase_guide=erase_guide, levels=levels, window=window, l2_weight=l2_weight,
-                resize=resize, score_mining=score_mining, streams=streams)
+                resize=resize, score_mining=score_mining, theta=theta,
+                top_classes=top_classes, streams=streams)

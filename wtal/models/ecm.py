@@ -43,8 +43,19 @@ Readings of what the paper leaves open (each a builder argument):
 * The video score used at inference is the softmax of the mean of the two streams' logits
   (c2c makes them agree); the weight-transition input is the CAS logits.
 
-At inference the CAS of the classifier is min-max normalised along time (Sec. 3.5) and handed
-to the generic localiser (``wtal.infer``).
+Inference (Sec. 3.5, :meth:`ECM.detect`): classes whose video score is under τ = 0.25 are
+discarded (``class_threshold`` of the infer settings; the best class is kept if none passes),
+the remaining CAS are min-max normalised along time, and temporal actionness grouping (TAG,
+SSN [23]) turns each into proposals: at every threshold of ``cas_thresholds`` the runs of
+snippets above it are the "basins", and consecutive basins are merged while the basins cover at
+least a fraction γ of the merged span, for every γ of ``tag_gammas`` (γ = 1: the basins alone).
+The paper does not say how a proposal is scored: here by its outer-inner contrast on the
+normalised CAS (AutoLoc, the usual choice; band ``inflation``) plus ``video_score_weight`` × the
+video score. The pipeline's NMS then removes duplicates. Table 6's frame accuracy is
+:func:`wtal.frame_metrics.frame_accuracy`.
+
+The features are the concatenated RGB and flow I3D features (Sec. 4.1): ECM learns one network
+on both, so it has no per-stream sub-networks.
 
 Padded snippets (``mask`` False) influence nothing: they are zeroed before every temporal
 convolution (so a padded batch equals the unpadded videos with the convolutions' own zero
@@ -53,7 +64,8 @@ padding), left out of the top-k mean, and get zero aggregation weight.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -63,6 +75,7 @@ from torch import Tensor, nn
 from wtal.losses import multilabel_bce, multilabel_softmax_ce
 from wtal.models.cas_baseline import temporal_pool
 from wtal.models.registry import register_model
+from wtal.postprocess import outer_inner_score, runs_above
 
 
 class ECMOutput(NamedTuple):
@@ -248,6 +261,29 @@ def a2c_loss(
     return (-terms[has] / (2 * k[has].to(terms.dtype))).mean()
 
 
+# ---- inference (Sec. 3.5) ---------------------------------------------------------------------
+
+
+def actionness_groups(seq: np.ndarray, threshold: float, gamma: float) -> list[tuple[int, int]]:
+    """Temporal actionness grouping (SSN's TAG) of one (T,) sequence at one (threshold, γ).
+
+    The maximal runs of snippets with ``seq >= threshold`` are the basins. From every basin,
+    the following basins are merged in one by one while the basins still cover at least ``γ``
+    of the merged span; every basin and every merged group is a proposal ``(first, last)``
+    (inclusive snippet indices). γ = 1 gives the basins alone.
+    """
+    basins = runs_above(seq, threshold)
+    found: set[tuple[int, int]] = set(basins)
+    for i, (first, last) in enumerate(basins):
+        covered = last - first + 1
+        for lo, hi in basins[i + 1 :]:
+            covered += hi - lo + 1
+            if covered < gamma * (hi - first + 1):
+                break
+            found.add((first, hi))
+    return sorted(found)
+
+
 # ---- the model --------------------------------------------------------------------------------
 
 
@@ -274,8 +310,11 @@ class ECM(nn.Module):
         a2c_activation: str = "sigmoid",  # probabilities of Eq. 4: sigmoid or softmax
         aggregation: str = "length",  # what Eq. 1 / 2 sums are divided by: length, weights, none
         scores: str = "softmax",  # class scores of L_cls, Eq. 3 and τ: softmax (paper) or sigmoid
+        tag_gammas: Sequence[float] = (1.0,),  # TAG's γ: basins merged while they cover ≥ γ
     ) -> None:
         super().__init__()
+        if not tag_gammas or not all(0.0 < g <= 1.0 for g in tag_gammas):
+            raise ValueError(f"tag_gammas must be values in (0, 1], got {tag_gammas!r}")
         if scores not in {"softmax", "sigmoid"}:
             raise ValueError(f"unknown scores {scores!r} (softmax or sigmoid)")
         if num_classes < 2 and (scores == "softmax" or a2c_activation == "softmax"):
@@ -307,6 +346,7 @@ class ECM(nn.Module):
         self.a2c_activation = a2c_activation
         self.aggregation = aggregation
         self.scores = scores
+        self.tag_gammas = tuple(float(g) for g in tag_gammas)
         self.classifier = TemporalClassifier(
             in_dim=in_dim, num_classes=num_classes, hidden=hidden, dropout=dropout
         )
@@ -387,6 +427,38 @@ class ECM(nn.Module):
         snippets, (B, T, C) in [0, 1], and the video scores (B, C) that τ rejects."""
         return masked_minmax(out.cas, out.mask), class_scores(out.video_logits, scores=self.scores)
 
+    def detect(self, out: ECMOutput, *, settings: Any) -> list[tuple[int, float, float, float]]:
+        """Proposals of one video (batch 1), Sec. 3.5: (class, start, end, score), snippet units.
+
+        Classes with a video score under τ (``settings.class_threshold``) are dropped (the best
+        is kept if none passes); each kept class's min-max normalised CAS goes through
+        :func:`actionness_groups` at every level of ``settings.cas_thresholds`` and every γ of
+        ``tag_gammas``; a proposal [first, last + 1) is scored by its outer-inner contrast
+        (band ``settings.inflation``) + ``settings.video_score_weight`` × the video score.
+        """
+        if out.cas.shape[0] != 1:
+            raise ValueError(f"detect takes one video, got a batch of {out.cas.shape[0]}")
+        cas_t, scores_t = self.probabilities(out)
+        cas = cas_t[0].detach().cpu().double().numpy()  # (T, C) in [0, 1]
+        scores = scores_t[0].detach().cpu().double().numpy()  # (C,)
+        kept = [c for c in range(len(scores)) if scores[c] >= settings.class_threshold]
+        if not kept:
+            kept = [int(np.argmax(scores))]
+        found: list[tuple[int, float, float, float]] = []
+        for c in kept:
+            best: dict[tuple[int, int], float] = {}
+            for level in settings.cas_thresholds:
+                for gamma in self.tag_gammas:
+                    for first, last in actionness_groups(cas[:, c], level, gamma):
+                        if (first, last) in best:
+                            continue
+                        best[(first, last)] = (
+                            outer_inner_score(cas[:, c], first, last,
+                                              inflation=settings.inflation)
+                            + settings.video_score_weight * float(scores[c]))
+            found.extend((c, float(f), float(la + 1), sc) for (f, la), sc in best.items())
+        return found
+
     @torch.no_grad()
     def score_sequences(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
         """The named per-snippet scores a report plots (see :mod:`wtal.report`):
@@ -403,30 +475,6 @@ class ECM(nn.Module):
             seqs["action_weights"] = out.action_weights
             seqs["background_weights"] = (1.0 - out.action_weights) * m
         return seqs
-
-
-def frame_accuracy(
-    cas: np.ndarray, video_scores: np.ndarray, frame_labels: np.ndarray, *, tau: float = 0.25
-) -> tuple[int, int]:
-    """Table 6's frame accuracy of one video: classes with a video score under ``tau`` are
-    rejected (the best class is kept if none passes), each snippet is predicted as the
-    arg-max of the kept classes' CAS, and background snippets are not counted.
-
-    Args:
-        cas: (T, C) CAS (any monotone per-snippet scores; only the arg-max matters).
-        video_scores: (C,) video-level scores.
-        frame_labels: (T,) class index per snippet, −1 for background.
-        tau: class rejection threshold (0.25 in the paper).
-
-    Returns:
-        (correct, counted) snippets; sum both over videos and divide for the dataset accuracy.
-    """
-    kept = np.flatnonzero(video_scores >= tau)
-    if kept.size == 0:
-        kept = np.array([int(np.argmax(video_scores))])
-    pred = kept[np.argmax(cas[:, kept], axis=1)]  # (T,)
-    action = frame_labels >= 0
-    return int((pred[action] == frame_labels[action]).sum()), int(action.sum())
 
 
 @register_model("ecm")
@@ -449,6 +497,7 @@ def ecm(
     a2c_activation: str = "sigmoid",
     aggregation: str = "length",
     scores: str = "softmax",
+    tag_gammas: Sequence[float] = (1.0,),
 ) -> ECM:
     """Build ECM; the switches reproduce table 4's rows (see ``pipeline/config/models/ecm.yaml``).
 
@@ -474,4 +523,5 @@ def ecm(
         a2c_activation=a2c_activation,
         aggregation=aggregation,
         scores=scores,
+        tag_gammas=tag_gammas,
     )
