@@ -222,7 +222,7 @@ def test_models_expose_named_score_sequences(model, args, expected, localised) -
         assert arr.shape in {(21,), (21, 3)}, name
         assert np.all((arr >= 0) & (arr <= 1)), name
     # the sequence the model localises with is the CAS the infer stage saves in cas/
-    cas, _ = predict_video(net, ckpt, x, torch.device("cpu"))
+    cas, _, _ = predict_video(net, ckpt, x, torch.device("cpu"))
     np.testing.assert_allclose(seqs[localised], cas, rtol=1e-5, atol=1e-6)
     if model == "kt_mgfn" and not args.get("mdcm", True):
         np.testing.assert_array_equal(seqs["simple_cas"], seqs["multi_dilated_cas"])

@@ -45,31 +45,33 @@ maps these coordinates to seconds. The activation ``a_k(t)`` used by the BRM, ``
 :meth:`KTMGFN.probabilities` is the enhanced CAS of class k min-max normalised over the video
 (``activation="minmax"``, the scale the erasing threshold reads) or its sigmoid.
 
-KTM API, for the pipeline task that adds trimmed clips (§III.D):
+KTM (§III.D): the generic training loop calls :meth:`KTMGFN.pretrain` once before the main
+loop with the dataset's trimmed clips; it trains the trimmed branch (a ``kt_mgfn`` with the same
+classification block, no BRM) with the classification loss and keeps the GAP-layer
+representations of its clips (:class:`TrimmedReps`, not saved in the state dict), which
+:meth:`KTMGFN.loss` then compares with the untrimmed videos' by β · MMD² (loss parts
+``kt_on = 1``, ``kt_classes``). Without trimmed clips the module is off with a warning, and
+``train.json`` records why under ``pretrain``. Outside the loop: ``net.loss(out, labels, mask,
+epoch=e, trimmed=reps)`` or ``net.set_trimmed(reps)``.
 
-1. train the trimmed branch, a ``kt_mgfn`` with the same ``hidden`` / ``dilations`` / ``mdcm``
-   and ``brm: false``, on the trimmed clips' features with their class labels;
-2. ``reps = TrimmedReps(torch.cat([trimmed_net.eval().embed(x_i) for x_i in clips]),
-   labels)``, each ``x_i`` (1, T_i, D) standardised as the trimmed branch was trained, labels
-   (N, C) multi-hot in the untrimmed dataset's class order;
-3. train the untrimmed model with ``net.loss(out, labels, mask, epoch=e, trimmed=reps)``, or
-   call ``net.set_trimmed(reps)`` once and keep the generic loop unchanged. The loss parts say
-   ``kt_on = 1`` and ``kt_classes`` (classes shared by the batch and the clips); with no
-   representations the KTM is off, logged once, ``kt_on = 0``.
+Inference (§III.F): :meth:`KTMGFN.detect` gives the BRM's scored proposals (Eq. 5-6), or, with
+the BRM off, CAS-threshold candidates scored by the same product; the inference loop applies
+Soft-NMS (Eq. 7).
 
 Training schedule (§IV.A): the BRM term joins the objective from epoch ``brm_start_epoch``
 (30 in the paper, of 100). The paper also drops the learning rate from 1e-3 to 1e-4 at that
-epoch; the learning rate belongs to the generic training loop (``wtal.train``), which has a
-single constant rate.
+epoch: the generic loop's step schedule (``lr_milestones``) does it.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import time
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -77,7 +79,7 @@ from torch import Tensor, nn
 from wtal.losses import multilabel_bce
 from wtal.models.cas_baseline import temporal_pool
 from wtal.models.registry import register_model
-from wtal.postprocess import soft_nms
+from wtal.postprocess import runs_above, soft_nms
 
 logger = logging.getLogger(__name__)
 
@@ -263,15 +265,37 @@ def _integral(act: Tensor, x: Tensor, lengths: Tensor) -> Tensor:
     return cum.gather(1, i) + act.gather(1, i) * frac
 
 
+def _integral_extended(act: Tensor, x: Tensor, lengths: Tensor) -> Tensor:
+    """``∫_0^x a(t) dt`` for any ``x``, the video's first and last activations extended beyond
+    its ends (``a(t) = a(0)`` for t < 0, ``a(t) = a(length − 1)`` for t ≥ length).
+
+    Args:
+        act: (P, T); x: (P, K) unclipped positions; lengths: (P,) valid snippets (≥ 1).
+    """
+    top = lengths.to(act.dtype).unsqueeze(1)  # (P, 1)
+    inside = _integral(act, torch.minimum(x.clamp(min=0.0), top), lengths)
+    first = act[:, :1]  # (P, 1)
+    last = act.gather(1, (lengths - 1).clamp(min=0).unsqueeze(1))  # (P, 1)
+    return inside + x.clamp(max=0.0) * first + (x - top).clamp(min=0.0) * last
+
+
 def outer_inner_contrast(
     act: Tensor, inner: Tensor, outer: Tensor, lengths: Tensor, *, eps: float = 1e-4
 ) -> tuple[Tensor, Tensor]:
     """Outer-Inner-Contrastive loss, Eq. (2): mean activation of ``[S, s) ∪ [e, E)`` minus the
     mean activation of ``[s, e)``, on the piecewise-constant activation sequence.
 
-    Boundaries are clipped to the valid part ``[0, length]``; with integer boundaries this is
-    the paper's sums over inclusive snippet ranges (lengths ``e − s + 1``). An outer band
-    clipped away entirely counts as zero activation.
+    The inner segment is clipped to the valid part ``[0, length]`` (a detection lies inside the
+    video); with integer boundaries inside the video this is the paper's sums over inclusive
+    snippet ranges (lengths ``e − s + 1``). Where the outer band reaches past an end of the
+    video, the video's edge activation is taken to continue there (Eq. 2 leaves the area outside
+    the video undefined): every segment keeps its full outer band of ``γ·r_w`` a side, so the
+    contrast of a segment at the video's edge compares with what the edge shows. (Clipping the
+    band instead, and counting a band clipped away as zero activation, made the whole video the
+    best segment of every position whenever a video's activation was high on average: on the
+    demo most proposals of a video with two instances were the whole video. Averaging over the
+    part of the band left inside the video instead makes the outer mean of a segment ending
+    near an edge that of a thin sliver, with a gradient growing as 1 / the band left.)
 
     Args:
         act: (P, T) activations of one class each.
@@ -283,20 +307,19 @@ def outer_inner_contrast(
         ``(oic, inner_mean)``, each (P, K); ``inner_mean`` is p_act of Eq. (5).
     """
     top = lengths.to(act.dtype).unsqueeze(1)  # (P, 1)
-
-    def clip(v: Tensor) -> Tensor:
-        return torch.minimum(v.clamp(min=0.0), top)
-
-    s, e = clip(inner[..., 0]), clip(inner[..., 1])
-    big_s, big_e = clip(outer[..., 0]), clip(outer[..., 1])
-    big_s, big_e = torch.minimum(big_s, s), torch.maximum(big_e, e)
-    area_in = _integral(act, e, lengths) - _integral(act, s, lengths)
-    area_all = _integral(act, big_e, lengths) - _integral(act, big_s, lengths)
+    s = torch.minimum(inner[..., 0].clamp(min=0.0), top)
+    e = torch.minimum(inner[..., 1].clamp(min=0.0), top)
+    big_s = torch.minimum(outer[..., 0], s)
+    big_e = torch.maximum(outer[..., 1], e)
+    i_s, i_e = _integral(act, s, lengths), _integral(act, e, lengths)
+    area_in = i_e - i_s
+    area_out = ((i_s - _integral_extended(act, big_s, lengths))
+                + (_integral_extended(act, big_e, lengths) - i_e))
     len_in = e - s
-    len_out = (big_e - big_s) - len_in
+    len_out = (s - big_s) + (big_e - e)
     inner_mean = area_in / len_in.clamp(min=eps)
-    outer_mean = torch.where(len_out > eps, (area_all - area_in) / len_out.clamp(min=eps),
-                             torch.zeros_like(area_in))
+    outer_mean = torch.where(len_out > eps, area_out / len_out.clamp(min=eps),
+                             torch.zeros_like(area_out))  # γ = 0: no outer band
     return outer_mean - inner_mean, inner_mean
 
 
@@ -323,6 +346,17 @@ def select_anchors(
         best_oic, best = oic.min(dim=-1)  # (P, T)
         keep = valid & (act >= min_activation) & (best_oic <= max_oic)
     return best, keep
+
+
+def _pad(seqs: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
+    """(T_i, D) sequences → zero-padded (B, T_max, D) and the (B, T_max) validity mask."""
+    t_max = max(len(x) for x in seqs)
+    x = np.zeros((len(seqs), t_max, seqs[0].shape[1]), dtype=np.float32)
+    mask = np.zeros((len(seqs), t_max), dtype=bool)
+    for i, seq in enumerate(seqs):
+        x[i, : len(seq)] = seq
+        mask[i, : len(seq)] = True
+    return torch.from_numpy(x), torch.from_numpy(mask)
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,8 +471,13 @@ class KTMGFN(nn.Module):
         score_act: bool = True,
         score_oic: bool = True,
         score_class: bool = True,
+        trimmed_epochs: int = 30,
+        trimmed_lr: float | None = None,
+        trimmed_batch_size: int | None = None,
     ) -> None:
         super().__init__()
+        if trimmed_epochs < 0:
+            raise ValueError(f"trimmed_epochs must be >= 0, got {trimmed_epochs}")
         if pooling not in {"mean", "topk"}:
             raise ValueError(f"unknown pooling {pooling!r} (mean or topk)")
         if activation not in {"minmax", "sigmoid"}:
@@ -470,6 +509,14 @@ class KTMGFN(nn.Module):
         self.oic_reduction, self.oic_through_cas = oic_reduction, oic_through_cas
         self.score_act, self.score_oic, self.score_class = score_act, score_oic, score_class
         self.embedding_dim = hidden * len(dilations)
+        # what the trimmed branch shares with this model (KTM, :meth:`pretrain`)
+        self._branch_args = dict(in_dim=in_dim, num_classes=num_classes, hidden=hidden,
+                                 kernel_size=kernel_size, dropout=dropout, pooling=pooling,
+                                 topk_ratio=topk_ratio, activation=activation, mdcm=mdcm,
+                                 dilations=dilations, ccm=ccm, erase_threshold=erase_threshold,
+                                 erase_class_threshold=erase_class_threshold)
+        self.trimmed_epochs, self.trimmed_lr = trimmed_epochs, trimmed_lr
+        self.trimmed_batch_size = trimmed_batch_size
         self._trimmed: TrimmedReps | None = None
         self._kt_off_logged = False
 
@@ -580,6 +627,113 @@ class KTMGFN(nn.Module):
             raise ValueError(f"trimmed representations are {trimmed.embeddings.shape[1]}-d, "
                              f"this model's GAP layer gives {self.embedding_dim}")
         self._trimmed = trimmed
+
+    def pretrain(
+        self,
+        feats: Sequence[np.ndarray],
+        labels: np.ndarray,
+        *,
+        trimmed: tuple[Sequence[np.ndarray], np.ndarray] | None,
+        settings: Any,
+        rng: np.random.Generator,
+        device: torch.device,
+    ) -> dict[str, Any]:
+        """Train the trimmed branch and keep its representations for the KTM (§III.D, Eq. 3).
+
+        Called once by the generic training loop (``wtal.train``) before the main loop. The
+        trimmed branch is a ``kt_mgfn`` with this model's classification block (``hidden``,
+        ``kernel_size``, ``dropout``, ``pooling``, ``mdcm``/``dilations``, ``ccm``/ξ_era) and
+        neither BRM nor KTM ("the boundary regression module is no longer necessary"),
+        initialised with this model's initial classification weights (so the two GAP spaces
+        start out alike), trained with the classification loss of Eq. (1) on the trimmed clips
+        (Adam, ``trimmed_epochs`` epochs, ``trimmed_lr`` / ``trimmed_batch_size``, default the
+        main loop's lr and batch size: "settings identical to those for the untrimmed one";
+        the paper trains it "until it converges" without an epoch count). Its stage-1 GAP
+        representations of every clip (:meth:`embed`, eval mode) become the constant
+        :class:`TrimmedReps` that :meth:`loss` compares with the untrimmed videos' by β · MMD².
+        The trimmed branch itself is discarded: nothing it leaves is in the state dict.
+
+        Args:
+            feats: training videos (T_i, D), standardised as the main loop sees them (unused:
+                the trimmed branch trains on the clips alone).
+            labels: (N, C) multi-hot labels of the training videos (to report shared classes).
+            trimmed: ``(clips (T_j, D) standardised with the same statistics, (M, C) labels)``
+                or None when the dataset has no trimmed clips.
+            settings: ``wtal.train.TrainSettings`` (lr, batch_size, weight_decay, max_seqlen).
+            rng: the loop's generator (shuffling and cropping of the clips).
+            device: where to train.
+
+        Returns:
+            what ``train.json`` records under ``pretrain``: ``{"ktm": "off: …"}`` when the
+            module is switched off, else ``{"ktm": "on", "trimmed_clips", "shared_classes",
+            "epochs", "lr", "batch_size", "loss" (per epoch), "seconds"}``.
+        """
+        del feats  # the trimmed branch trains on the clips alone
+        self._trimmed = None
+        if not self.ktm:
+            return {"ktm": "off: switched off in the model arguments (ktm: false)"}
+        clips, clip_labels = (list(trimmed[0]), np.asarray(trimmed[1], np.float32)
+                              ) if trimmed is not None else ([], np.zeros((0, 0), np.float32))
+        keep = [j for j, x in enumerate(clips) if len(x) > 0 and clip_labels[j].any()]
+        if not keep:
+            reason = "off: the dataset has no trimmed clips"
+            logger.warning("kt_mgfn: the dataset has no trimmed clips, so the knowledge transfer "
+                           "module (KTM) is off (train.json records it under 'pretrain')")
+            self._kt_off_logged = True
+            return {"ktm": reason}
+        clips = [np.asarray(clips[j], np.float32) for j in keep]
+        clip_labels = clip_labels[keep]
+        if clip_labels.shape[1] != self.num_classes:
+            raise ValueError(f"trimmed clips have {clip_labels.shape[1]} classes, the model "
+                             f"{self.num_classes}")
+        shared = int(((np.asarray(labels) > 0.5).any(axis=0) & (clip_labels > 0.5).any(axis=0)
+                      ).sum())
+        if shared == 0:
+            logger.warning("kt_mgfn: no class of the trimmed clips has training videos, so the "
+                           "knowledge transfer module (KTM) is off")
+            self._kt_off_logged = True
+            return {"ktm": "off: no class of the trimmed clips has training videos",
+                    "trimmed_clips": len(clips)}
+        t0 = time.time()
+        lr = self.trimmed_lr if self.trimmed_lr is not None else float(settings.lr)
+        batch = (self.trimmed_batch_size if self.trimmed_batch_size is not None
+                 else int(settings.batch_size))
+        branch = KTMGFN(**self._branch_args, ktm=False, brm=False).to(device)
+        branch.stages.load_state_dict(self.stages.state_dict())
+        opt = torch.optim.Adam(branch.parameters(), lr=lr,
+                               weight_decay=float(settings.weight_decay))
+        max_len = int(settings.max_seqlen)
+        y_all = torch.from_numpy(clip_labels)
+        curve: list[float] = []
+        branch.train()
+        for epoch in range(self.trimmed_epochs):
+            order = rng.permutation(len(clips))
+            losses = []
+            for lo in range(0, len(order), batch):
+                idx = order[lo : lo + batch]
+                seqs = []
+                for j in idx:
+                    x = clips[j]
+                    if len(x) > max_len:
+                        start = int(rng.integers(0, len(x) - max_len + 1))
+                        x = x[start : start + max_len]
+                    seqs.append(x)
+                x, mask = _pad(seqs)
+                x, mask = x.to(device), mask.to(device)
+                loss, _ = branch.loss(branch(x, mask), y_all[idx].to(device), mask, epoch=epoch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+            curve.append(float(np.mean(losses)))
+        branch.eval()
+        with torch.no_grad():
+            reps = torch.cat([branch.embed(torch.from_numpy(x).unsqueeze(0).to(device))
+                              for x in clips])  # (M, R)
+        self.set_trimmed(TrimmedReps(reps, y_all.to(device)))
+        return {"ktm": "on", "trimmed_clips": len(clips), "shared_classes": shared,
+                "epochs": self.trimmed_epochs, "lr": lr, "batch_size": batch, "loss": curve,
+                "seconds": time.time() - t0}
 
     def knowledge_transfer(
         self, embedding: Tensor, labels: Tensor, trimmed: TrimmedReps
@@ -739,6 +893,76 @@ class KTMGFN(nn.Module):
                                          torch.zeros(0, dtype=torch.long)))
         return results
 
+    @torch.no_grad()
+    def detect(self, out: KTMGFNOutput, *, settings: Any) -> list[tuple[int, float, float, float]]:
+        """Candidate segments of the single video in ``out`` for the inference loop (§III.F).
+
+        Classes: those whose video score reaches ``settings.class_threshold``, the top class if
+        none does (as the generic CAS thresholding of ``wtal.infer`` chooses them).
+
+        * With the BRM: its scored proposals (:meth:`proposals`: anchors decoded and filtered
+          as in training, ``p_conf = p_act · p_oic · p_class``, Eq. 5-6, each factor switched
+          by ``score_act`` / ``score_oic`` / ``score_class``).
+        * Without it (table V's rows before "+BRM"): the enhanced CAS thresholded, every maximal
+          run of snippets whose activation (:meth:`activations`) reaches one of
+          ``settings.cas_thresholds`` a candidate ``[first, last + 1)``, scored by the same
+          Eq. 5-6 product as the BRM's proposals: ``p_act`` the mean activation inside,
+          ``p_oic = 1 − OIC`` of Eq. (2) with the outer band inflated by this model's γ
+          (``inflation``) on each side, ``p_class`` the video score. So the table-V rows differ
+          only in where the segments come from, not in how they are ranked.
+
+        Redundancy suppression (Soft-NMS with θ ``settings.nms_iou`` and ε, Eq. 7) is left to
+        the inference loop.
+
+        Args:
+            out: forward output of a batch of one video.
+            settings: ``wtal.infer.InferSettings``.
+
+        Returns:
+            ``(class index, start, end, score)`` in continuous snippet units (snippet t covers
+            ``[t, t + 1)``), ``end > start``, best first.
+        """
+        if out.cas.shape[0] != 1:
+            raise ValueError(f"kt_mgfn.detect: one video at a time, got a batch of "
+                             f"{out.cas.shape[0]}")
+        act_all, video_scores = self.probabilities(out)  # (1, T, C), (1, C)
+        threshold = min(float(settings.class_threshold), float(video_scores.max()))
+        if self.brm is not None:
+            (props,) = self.proposals(out, class_threshold=threshold)
+            return [(int(c), float(se[0]), float(se[1]), float(sc)) for se, sc, c in
+                    zip(props.segments.tolist(), props.scores.tolist(), props.classes.tolist(),
+                        strict=True)]
+        n = int(out.mask[0].sum())
+        found: list[tuple[int, float, float, float]] = []
+        if n == 0:
+            return found
+        for c in (video_scores[0] >= threshold).nonzero().flatten().tolist():
+            act = act_all[0, :n, c]  # (n,)
+            seq = act.cpu().numpy()
+            runs = sorted({r for level in settings.cas_thresholds
+                           for r in runs_above(seq, float(level))})
+            if not runs:
+                continue
+            inner = torch.tensor([[a, b + 1.0] for a, b in runs], dtype=act.dtype,
+                                 device=act.device)  # (K, 2)
+            width = inner[:, 1] - inner[:, 0]
+            outer = torch.stack([inner[:, 0] - self.inflation * width,
+                                 inner[:, 1] + self.inflation * width], dim=-1)
+            oic, p_act = outer_inner_contrast(act.unsqueeze(0), inner.unsqueeze(0),
+                                              outer.unsqueeze(0),
+                                              torch.tensor([n], device=act.device))
+            conf = torch.ones_like(oic[0])
+            if self.score_act:
+                conf = conf * p_act[0]
+            if self.score_oic:
+                conf = conf * (1.0 - oic[0])
+            if self.score_class:
+                conf = conf * video_scores[0, c]
+            found += [(c, float(a), float(b), float(sc))
+                      for (a, b), sc in zip(inner.tolist(), conf.tolist(), strict=True)]
+        found.sort(key=lambda d: -d[3])
+        return found
+
     # ---------------------------------------------------------------- objective
 
     def loss(
@@ -839,6 +1063,9 @@ def kt_mgfn(
     score_act: bool = True,
     score_oic: bool = True,
     score_class: bool = True,
+    trimmed_epochs: int = 30,
+    trimmed_lr: float | None = None,
+    trimmed_batch_size: int | None = None,
 ) -> KTMGFN:
     """Build KT-MGFN.
 
@@ -848,8 +1075,10 @@ def kt_mgfn(
     Choices the paper leaves open: ``hidden``, ``dropout``, ``inflation`` γ (AutoLoc's 0.25),
     ``kt_sigma`` (median heuristic), ``activation`` (min-max, see :meth:`KTMGFN.activations`),
     ``oic_through_cas`` (off, see :meth:`KTMGFN.oic_objective`), the classes erased without
-    labels (``erase_class_threshold``) and which GAP layer feeds the KTM (stage 1, branches
-    concatenated).
+    labels (``erase_class_threshold``), which GAP layer feeds the KTM (stage 1, branches
+    concatenated) and how long the trimmed branch trains (``trimmed_epochs``, 30: the paper's
+    1e-3 phase; ``trimmed_lr`` / ``trimmed_batch_size``, None: the main loop's, see
+    :meth:`KTMGFN.pretrain`).
     Ablation switches: ``mdcm``, ``ccm``, ``ktm``, ``brm`` (table V); ``dilations`` (Fig. 5);
     ``erase_threshold`` ξ_era (Fig. 6); ``score_act`` / ``score_oic`` / ``score_class``
     (table VIII).
@@ -865,5 +1094,6 @@ def kt_mgfn(
         brm_hidden=brm_hidden, brm_layers=brm_layers, inflation=inflation, alpha=alpha,
         brm_start_epoch=brm_start_epoch, min_activation=min_activation, max_oic=max_oic,
         oic_reduction=oic_reduction, oic_through_cas=oic_through_cas, score_act=score_act,
-        score_oic=score_oic, score_class=score_class,
+        score_oic=score_oic, score_class=score_class, trimmed_epochs=trimmed_epochs,
+        trimmed_lr=trimmed_lr, trimmed_batch_size=trimmed_batch_size,
     )
