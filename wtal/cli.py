@@ -6,7 +6,8 @@
     wtal index --dataset-config pipeline/config/datasets/demo.yaml --index I.json --gt GT.json
     wtal decode VIDEO --fps 25 --out PLAN.json
     wtal flow PLAN.json --out FLOW.zip [--short-side 256 --bound 20 --param nscales=3 ...]
-    wtal features PLAN.json FLOW.zip --out FEAT.npy [--short-side 256 --crop 224 ...]
+    wtal features PLAN.json FLOW.zip --out FEAT.npy [--extractor i3d --ten-crop ...]
+    wtal features-compare RELEASED/ MINE/ [--json compare.json]
     wtal train --index I.json --features F1.npy F2.npy ... --model cas_baseline \
         --out-model model.pt --out-log train.json [--config pipeline/config/models/x.yaml]
     wtal infer --model model.pt --features ... --out detections.json --cas-dir cas/
@@ -109,17 +110,32 @@ def cmd_flow(args: argparse.Namespace) -> None:
 
 
 def cmd_features(args: argparse.Namespace) -> None:
-    from extractors.features import I3DSettings, extract_i3d
+    from extractors.features import FeatureSettings, extract_features
 
-    settings = I3DSettings(
-        snippet_length=args.snippet_length, snippet_stride=args.snippet_stride,
-        short_side=args.short_side, crop=args.crop, rgb_weights=args.rgb_weights,
+    settings = FeatureSettings(
+        extractor=args.extractor, snippet_length=args.snippet_length,
+        snippet_stride=args.snippet_stride, short_side=args.short_side, crop=args.crop,
+        ten_crop=args.ten_crop, every_nth=args.every_nth, flow_stack=args.flow_stack,
+        resnet_depth=args.resnet_depth, rgb_weights=args.rgb_weights,
         rgb_sha256=args.rgb_sha256, flow_weights=args.flow_weights,
         flow_sha256=args.flow_sha256, seed=args.seed, batch_size=args.batch_size,
     )
-    sidecar = extract_i3d(args.plan, args.flow, args.out, settings=settings,
-                          device=args.device, threads=args.threads, progress=interactive())
+    flow = None if args.flow in (None, "none") else args.flow
+    sidecar = extract_features(args.plan, flow, args.out, settings=settings,
+                               device=args.device, threads=args.threads,
+                               progress=interactive())
     print(f"{args.out}: features of shape {tuple(sidecar['shape'])}")
+
+
+def cmd_features_compare(args: argparse.Namespace) -> None:
+    from extractors.compare import compare_features, format_table
+
+    result = compare_features(args.a, args.b)
+    print(format_table(result))
+    if args.json:
+        from wtal.io import write_json
+
+        write_json(args.json, result)
 
 
 def cmd_import_features(args: argparse.Namespace) -> None:
@@ -308,14 +324,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_flow)
 
-    p = sub.add_parser("features", help="two-stream I3D snippet features")
+    p = sub.add_parser("features", help="snippet features of a decoded video (any backbone)")
     p.add_argument("plan")
-    p.add_argument("flow")
+    p.add_argument("flow", help="the flow cache (.zip), or none for an RGB-only backbone")
     p.add_argument("--out", required=True)
+    p.add_argument("--extractor", default="i3d",
+                   choices=["i3d", "i3d_r50", "untrimmednet", "tsrnet_frames"])
     p.add_argument("--snippet-length", type=int, default=16)
     p.add_argument("--snippet-stride", type=int, default=16)
     p.add_argument("--short-side", type=int, default=256)
     p.add_argument("--crop", type=int, default=224)
+    p.add_argument("--ten-crop", action="store_true", help="mean of ten crops' features")
+    p.add_argument("--every-nth", type=int, default=1, help="3D backbones: frame step")
+    p.add_argument("--flow-stack", type=int, default=5, help="2D backbones: stacked flows")
+    p.add_argument("--resnet-depth", type=int, choices=[50, 101], default=101)
     p.add_argument("--rgb-weights", default="none")
     p.add_argument("--rgb-sha256", default=None)
     p.add_argument("--flow-weights", default="none")
@@ -325,6 +347,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_features)
+
+    p = sub.add_parser(
+        "features-compare",
+        help="per-video cosine similarity and scale of two feature sets",
+        description="Compare feature set B against A (two .npy files, or two folders of "
+                    "<video>.npy matched by name): per video and stream, the mean and worst "
+                    "cosine similarity of corresponding snippets, the median norm ratio |b|/|a| "
+                    "and the relative error, then a summary. Use it to check your extraction "
+                    "against released features before training.",
+    )
+    p.add_argument("a", help="reference features (file or folder)")
+    p.add_argument("b", help="features to check (file or folder)")
+    p.add_argument("--json", default=None, help="also write the full comparison here")
+    p.set_defaults(func=cmd_features_compare)
 
     p = sub.add_parser("import-features",
                        help="your own features of an indexed features dataset → .npy + sidecar")

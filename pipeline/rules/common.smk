@@ -219,8 +219,13 @@ def flow_params(wildcards):
 
 
 def feature_params(wildcards):
+    """Keyword arguments of extractors.features.FeatureSettings for the dataset.
+
+    Settings added with the other backbones are passed only when they differ from their
+    defaults, so that the params of existing i3d jobs (and so their outputs) stay as they were.
+    """
     cfg = dataset_config(wildcards.dataset)["features"]
-    return {
+    params = {
         "snippet_length": cfg["snippet_length"],
         "snippet_stride": cfg["snippet_stride"],
         "short_side": cfg["short_side"],
@@ -232,6 +237,10 @@ def feature_params(wildcards):
         "seed": cfg["seed"],
         "batch_size": cfg["batch_size"],
     }
+    defaults = {"extractor": "i3d", "ten_crop": False, "every_nth": 1, "flow_stack": 5,
+                "resnet_depth": 101}
+    params.update({k: cfg[k] for k, v in defaults.items() if cfg[k] != v})
+    return params
 
 
 def device():

@@ -1,8 +1,20 @@
 from wtal.io import check_sources
 
+from extractors.backbones import BACKBONES
+from extractors.features import RGB_ONLY
+
+
+def features_flow_input(wildcards):
+    """The flow cache of {video}, unless the backbone is RGB-only (then no flow stage runs)."""
+    if wildcards.extractor in RGB_ONLY:
+        return []
+    return f"work/{wildcards.dataset}/flow/{wildcards.video}.zip"
+
 
 rule features:
-    """Two-stream snippet features (RGB columns first, then flow) with a provenance sidecar."""
+    """Snippet features of one video with the dataset's backbone (features.extractor), RGB
+    columns first, and a provenance sidecar (backbone, weights and sha256, grid, geometry, flow
+    settings, frame count, code version, stream columns)."""
     input:
         # first, so that it runs when the DAG is built, before any job: the dataset's folders
         # and weights files exist (wtal.io.check_sources; not in a dry run, which only plans)
@@ -11,10 +23,13 @@ rule features:
         ),
         video=video_file,
         plan="work/{dataset}/decode/{video}.json",
-        flow="work/{dataset}/flow/{video}.zip",
+        flow=features_flow_input,
     output:
         features="work/{dataset}/features/{extractor}/{video}.npy",
         sidecar="work/{dataset}/features/{extractor}/{video}.json",
+    wildcard_constraints:
+        # the backbones this rule makes (imported features have their own rule)
+        extractor="|".join(BACKBONES),
     params:
         settings=feature_params,
         device=device(),

@@ -117,3 +117,188 @@ def test_missing_sidecar_is_reported(tmp_path: Path) -> None:
     np.save(tmp_path / "lonely.npy", np.zeros((3, 4), np.float32))
     with pytest.raises(FileNotFoundError, match="sidecar"):
         load_features(tmp_path / "lonely.npy")
+
+
+# ---- backbones and ten-crop ------------------------------------------------------------------
+
+
+def read_views(plan: Path, flow: Path, crop: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The ten crops of every frame and flow, written out independently of the stage.
+
+    Order: top-left, top-right, bottom-left, bottom-right, centre, then mirrored; a mirrored
+    flow has its x component negated (255 - p in the quantised image).
+    """
+    from extractors.decode import FramePlan, iter_frames
+
+    fp = FramePlan.load(plan)
+    frames = np.concatenate(list(iter_frames(fp, short_side=48)))  # (37, 48, 64, 3)
+    with FlowCache(flow) as cache:
+        flows = np.stack([cache[i] for i in range(len(cache))])  # (36, 48, 64, 2)
+    h, w = frames.shape[1:3]
+    spots = [(0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop),
+             ((h - crop) // 2, (w - crop) // 2)]
+    rgb_views, flow_views = [], []
+    for mirror in (False, True):
+        for y, x in spots:
+            r = frames[:, y : y + crop, x : x + crop]
+            f = flows[:, y : y + crop, x : x + crop].astype(np.int16)
+            if mirror:
+                r, f = r[:, :, ::-1], f[:, :, ::-1].copy()
+                f[..., 0] = 255 - f[..., 0]
+            rgb_views.append(np.ascontiguousarray(r))
+            flow_views.append(np.ascontiguousarray(f))
+    return rgb_views, flow_views
+
+
+def i3d_by_hand(rgb: np.ndarray, flow: np.ndarray, nets: tuple, length: int = 8) -> np.ndarray:
+    """Two-stream I3D features of one view, snippets of ``length`` frames, stride ``length``."""
+    import torch
+
+    n = (len(rgb) - length) // length + 1
+    flow = np.concatenate([flow, flow[-1:]])  # the last snippet repeats the last flow
+    r = np.stack([rgb[i * length : (i + 1) * length] for i in range(n)])
+    f = np.stack([flow[i * length : (i + 1) * length] for i in range(n)])
+    rgb_net, flow_net = nets
+    with torch.no_grad():
+        a = rgb_net.features(torch.from_numpy(r).permute(0, 4, 1, 2, 3).float() / 127.5 - 1)
+        b = flow_net.features(torch.from_numpy(f).permute(0, 4, 1, 2, 3).float() / 127.5 - 1)
+    return torch.cat([a, b], dim=1).numpy()
+
+
+@pytest.mark.slow
+def test_ten_crop_is_the_mean_of_the_ten_views(decoded: tuple[Path, Path],
+                                               tmp_path: Path) -> None:
+    plan, flow = decoded
+    centre = extract_i3d(plan, flow, tmp_path / "c.npy", settings=settings(), device="cpu")
+    ten = extract_i3d(plan, flow, tmp_path / "t.npy", settings=settings(ten_crop=True),
+                      device="cpu")
+    assert ten["settings"]["ten_crop"] is True
+    assert centre["settings"]["ten_crop"] is False
+    assert "ten_crop" in ten["frames"]["crops"]
+    assert centre["frames"]["crops"] == "centre"
+    c, t = np.load(tmp_path / "c.npy"), np.load(tmp_path / "t.npy")
+    assert t.shape == c.shape == (4, 2048)
+    assert np.abs(t - c).mean() > 1e-3 * np.abs(c).mean()
+    from extractors.backbones import build_i3d
+
+    rgb_views, flow_views = read_views(plan, flow, 32)
+    nets = (build_i3d(in_channels=3, weights="none", sha256=None, seed=0),
+            build_i3d(in_channels=2, weights="none", sha256=None, seed=1))
+    by_view = [i3d_by_hand(r, f, nets) for r, f in zip(rgb_views, flow_views, strict=True)]
+    np.testing.assert_allclose(by_view[4], c, rtol=1e-4, atol=1e-5)  # view 4 is the centre
+    np.testing.assert_allclose(np.mean(by_view, axis=0), t, rtol=1e-4, atol=1e-5)
+    # mirroring matters for flow: without negating x the flow half would differ
+    assert not np.allclose(by_view[0][:, 1024:], by_view[5][:, 1024:], atol=1e-4)
+
+
+def test_flow_stack_indices_are_centred_and_stay_inside() -> None:
+    from extractors.features import _flow_stack_indices
+
+    assert _flow_stack_indices(10, 5, 36).tolist() == [8, 9, 10, 11, 12]
+    assert _flow_stack_indices(0, 5, 36).tolist() == [0, 1, 2, 3, 4]
+    assert _flow_stack_indices(36, 5, 36).tolist() == [31, 32, 33, 34, 35]
+    assert _flow_stack_indices(1, 5, 3).tolist() == [0, 1, 2, 2, 2]
+
+
+@pytest.mark.parametrize(
+    ("extractor", "extra", "shape", "streams"),
+    [
+        ("i3d_r50", {}, (4, 2048), {"rgb": [0, 2048]}),
+        ("untrimmednet", {"resnet_depth": 50}, (4, 3072),
+         {"rgb": [0, 2048], "flow": [2048, 3072]}),
+        pytest.param("tsrnet_frames", {"snippet_length": 1, "snippet_stride": 3,
+                                       "batch_size": 8}, (13, 4096),
+                     {"rgb": [0, 2048], "flow": [2048, 4096]}, marks=pytest.mark.slow),
+    ],
+)
+def test_backbone_shapes_sidecar_and_determinism(
+    decoded: tuple[Path, Path], tmp_path: Path, extractor: str, extra: dict[str, object],
+    shape: tuple[int, int], streams: dict[str, list[int]],
+) -> None:
+    plan, flow = decoded
+    flow_in = None if extractor == "i3d_r50" else flow
+    side = extract_i3d(plan, flow_in, tmp_path / "a.npy",
+                       settings=settings(extractor=extractor, **extra), device="cpu")
+    feats, sidecar = load_features(tmp_path / "a.npy")
+    assert feats.shape == shape
+    assert sidecar == side
+    assert sidecar["extractor"] == extractor
+    assert sidecar["streams"] == streams
+    assert sidecar["frames"]["frame_count"] == 37
+    assert sidecar["frames"]["fps"] == 25.0
+    assert sidecar["code_version"]
+    assert set(sidecar["weights"]) == set(streams)
+    assert (sidecar["flow"] is None) == (extractor == "i3d_r50")
+    if extractor != "i3d_r50":
+        assert "x1, y1" in sidecar["inputs"]["flow"]["frames"]
+        assert sidecar["flow"]["bound"] == 20.0
+    assert np.isfinite(feats).all()
+    assert feats.std(axis=0).mean() > 0
+    extract_i3d(plan, flow_in, tmp_path / "b.npy",
+                settings=settings(extractor=extractor, **{**extra, "batch_size": 3}),
+                device="cpu")
+    # the same numbers with another batch size, up to float rounding
+    np.testing.assert_allclose(np.load(tmp_path / "b.npy"), feats, rtol=1e-4,
+                               atol=1e-5 * np.abs(feats).max())
+
+
+def test_untrimmednet_units_read_the_centre_frame(decoded: tuple[Path, Path],
+                                                  tmp_path: Path) -> None:
+    """The RGB half of a unit is the ResNet feature of its centre frame, nothing else."""
+    import torch
+
+    from extractors.backbones import IMAGENET_MEAN, IMAGENET_STD, build_resnet
+    from extractors.decode import FramePlan, iter_frames
+
+    plan, flow = decoded
+    extract_i3d(plan, flow, tmp_path / "u.npy",
+                settings=settings(extractor="untrimmednet", resnet_depth=50), device="cpu")
+    feats = np.load(tmp_path / "u.npy")
+    frames = np.concatenate(list(iter_frames(FramePlan.load(plan), short_side=48)))
+    centres = frames[[4, 12, 20, 28], 8:40, 16:48]  # units of 8 frames: start + 4; 32 crop
+    x = torch.from_numpy(centres).permute(0, 3, 1, 2).float() / 255
+    x = (x - torch.tensor(IMAGENET_MEAN)[:, None, None]) / torch.tensor(IMAGENET_STD)[:, None, None]
+    net = build_resnet(depth=50, in_channels=3, weights="none", sha256=None, seed=0)
+    with torch.no_grad():
+        expected = net.features(x).numpy()
+    np.testing.assert_allclose(feats[:, :2048], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_unknown_extractor_and_rgb_only_flow_weights_are_errors() -> None:
+    with pytest.raises(ValueError, match="extractor must be one of"):
+        settings(extractor="c3d")
+    with pytest.raises(ValueError, match="no flow stream"):
+        settings(extractor="i3d_r50", flow_weights="flow_imagenet.pt")
+
+
+def test_frames_are_read_one_batch_at_a_time(decoded: tuple[Path, Path], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """Memory is bounded by the batch, not the video: each read covers one batch's frames."""
+    import extractors.features as stage
+
+    spans: list[tuple[int, int]] = []
+    real = stage.iter_frames
+
+    def spy(plan: object, **kw: int) -> object:
+        spans.append((kw["start"], kw["stop"]))
+        return real(plan, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(stage, "iter_frames", spy)
+    plan, flow = decoded
+    extract_i3d(plan, flow, tmp_path / "a.npy", settings=settings(batch_size=1), device="cpu")
+    assert spans == [(0, 8), (8, 16), (16, 24), (24, 32)]
+    spans.clear()
+    extract_i3d(plan, flow, tmp_path / "u.npy", device="cpu",
+                settings=settings(extractor="untrimmednet", resnet_depth=50, batch_size=2))
+    assert spans == [(4, 13), (20, 29)]  # the centre frames 4, 12 | 20, 28 and those between
+    assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
+
+
+def test_two_stream_backbone_without_flow_is_an_error(decoded: tuple[Path, Path],
+                                                      tmp_path: Path) -> None:
+    plan, _ = decoded
+    for no_flow in (None, []):  # Snakemake passes [] when a rule has no flow input
+        with pytest.raises(ValueError, match="needs the flow cache"):
+            extract_i3d(plan, no_flow, tmp_path / "x.npy",  # type: ignore[arg-type]
+                        settings=settings(extractor="untrimmednet"), device="cpu")
+    assert not (tmp_path / "x.npy").exists()

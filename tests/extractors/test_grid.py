@@ -51,3 +51,20 @@ def test_dict_round_trip_and_validation() -> None:
         SnippetGrid(fps=0.0, n_frames=10)
     with pytest.raises(ValueError, match="stride"):
         SnippetGrid(fps=25.0, n_frames=10, stride=0)
+
+
+def test_frame_level_grid_of_tsrnet_frames() -> None:
+    """length = stride = 1: one row per frame, frame i owns [i / fps, (i + 1) / fps)."""
+    grid = SnippetGrid(fps=30.0, n_frames=10, length=1, stride=1)
+    assert grid.n_snippets == 10
+    assert grid.frame_range(9) == (9, 10)
+    assert grid.run_to_seconds(2, 4) == pytest.approx((2 / 30, 5 / 30))
+    np.testing.assert_allclose(grid.seconds_to_index(grid.index_to_seconds(np.arange(4.0))),
+                               np.arange(4.0))
+
+
+def test_untrimmednet_units_own_their_frames() -> None:
+    """Units of n_u = 16 frames at 30 fps (KT-MGFN): unit j spans [16 j / 30, 16 (j + 1) / 30)."""
+    grid = SnippetGrid(fps=30.0, n_frames=100, length=16, stride=16)
+    assert grid.n_snippets == 6
+    assert grid.run_to_seconds(1, 1) == pytest.approx((16 / 30, 32 / 30))
