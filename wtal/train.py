@@ -140,18 +140,19 @@ def feature_statistics(feats: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndar
     """Per-column mean and scale (D,) for standardising features, from the training videos.
 
     Columns (nearly) constant over the training set — dead ReLU units of the backbone, common
-    in I3D features — carry no information to scale by: their scale is 1, so they are only
-    centred. A column counts as constant when its standard deviation is under 1% of the median
-    column's. Dividing by their tiny deviation instead would blow a test video's small values up
-    by orders of magnitude (1e5 on the demo), making the model's scores on that video as
-    unstable as the last bits of the arithmetic.
+    in I3D features — carry nothing a model can learn from: their scale is infinite, so they
+    standardise to 0 in training and at test time alike. A column counts as constant when its
+    standard deviation is under 1% of the median column's. Dividing by their tiny deviation
+    instead would blow a test video's small values up by orders of magnitude (1e5 on the demo),
+    making its scores as unstable as the last bits of the arithmetic; keeping them at their raw
+    scale would feed test-time values to weights that never saw any.
     """
     allx = np.concatenate(feats).astype(np.float64)
     mean = allx.mean(axis=0)
     std = allx.std(axis=0)
     positive = std[std > 0]
     floor = 0.01 * float(np.median(positive)) if positive.size else 0.0
-    std = np.where(std > floor, std, 1.0)
+    std = np.where(std > floor, std, np.inf)
     return mean.astype(np.float32), std.astype(np.float32)
 
 

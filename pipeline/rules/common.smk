@@ -66,21 +66,30 @@ def features_dataset(cfg):
     return cfg
 
 
+def _merged_model_config(model, dataset):
+    """The model file, its block for ``dataset`` and the user's overrides, merged (later wins),
+    not validated."""
+    base = _read_yaml(CONFIG_DIR / "models" / f"{model}.yaml")
+    user = config["models"].get(model) or {}
+    merged = deep_merge(base, base.get("datasets", {}).get(dataset))
+    merged = deep_merge(merged, {k: v for k, v in user.items() if k != "datasets"})
+    merged = deep_merge(merged, (user.get("datasets") or {}).get(dataset))
+    merged.pop("datasets", None)
+    merged.setdefault("name", model)
+    return merged
+
+
 def model_config(model, dataset):
-    """Settings of ``model`` on ``dataset``.
+    """Settings of ``model`` on ``dataset``, validated against the model schema.
 
     Later wins: the model file, its block for ``dataset``, the user's overrides for the model,
-    the user's overrides for the model on ``dataset``.
+    the user's overrides for the model on ``dataset``. Call it from ``params:`` functions, not
+    from input functions: Snakemake treats an input function's error as "this rule cannot make
+    the file" and, when the file exists, silently keeps it, so a schema error would be lost.
     """
     key = (model, dataset)
     if key not in _MODEL_CACHE:
-        base = _read_yaml(CONFIG_DIR / "models" / f"{model}.yaml")
-        user = config["models"].get(model) or {}
-        merged = deep_merge(base, base.get("datasets", {}).get(dataset))
-        merged = deep_merge(merged, {k: v for k, v in user.items() if k != "datasets"})
-        merged = deep_merge(merged, (user.get("datasets") or {}).get(dataset))
-        merged.pop("datasets", None)
-        merged.setdefault("name", model)
+        merged = _merged_model_config(model, dataset)
         validate(merged, schema=str(SCHEMAS / "model.schema.yaml"))
         _MODEL_CACHE[key] = merged
     return _MODEL_CACHE[key]
@@ -184,9 +193,20 @@ def test_features(wildcards):
     return _features_of_split(wildcards, "test")
 
 
+def features_flow_input(wildcards):
+    """The flow cache of {video}, unless the backbone is RGB-only (then no flow stage runs)."""
+    from extractors.features import RGB_ONLY
+
+    if wildcards.extractor in RGB_ONLY:
+        return []
+    return f"work/{wildcards.dataset}/flow/{wildcards.video}.zip"
+
+
 def trimmed_features(wildcards):
     """The trimmed clips' features, for a model that learns from them (``trimmed: true``)."""
-    if not model_config(wildcards.model, wildcards.dataset)["trimmed"]:
+    # not model_config: an input function's error would be swallowed (see model_config); the
+    # params functions of the same rule validate the settings
+    if _merged_model_config(wildcards.model, wildcards.dataset).get("trimmed") is not True:
         return []
     return _features_of_split(wildcards, "trimmed")
 

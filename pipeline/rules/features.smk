@@ -1,14 +1,6 @@
 from wtal.io import check_sources
 
 from extractors.backbones import BACKBONES
-from extractors.features import RGB_ONLY
-
-
-def features_flow_input(wildcards):
-    """The flow cache of {video}, unless the backbone is RGB-only (then no flow stage runs)."""
-    if wildcards.extractor in RGB_ONLY:
-        return []
-    return f"work/{wildcards.dataset}/flow/{wildcards.video}.zip"
 
 
 rule features:

@@ -158,3 +158,22 @@ def test_ablation_rule_writes_the_models_table(demo_run: Path) -> None:
     assert "| GAP (mean) |" in table
     assert "pooling=mean" in table
     assert not list((demo_run / "results/demo/cas_baseline").glob(".ablation-*"))
+
+
+def test_knowledge_transfer_models_train_on_the_trimmed_clips_features(demo_run: Path) -> None:
+    """kt_mgfn (``trimmed: true``) needs the trimmed clips' features, which cas_baseline's run
+    did not make: a dry run plans exactly those (and decode and flow before them)."""
+    index = read_json(demo_run / "work/demo/index.json")
+    trimmed = [v for v, r in index["videos"].items() if r["split"] == "trimmed"]
+    assert trimmed
+    proc = snakemake(demo_run, "results/demo/kt_mgfn/map.json", "--dry-run")
+    table = proc.stdout.split("Job stats:")[1].split("total")[0]
+    counts = {m.group(1): int(m.group(2))
+              for m in re.finditer(r"^(\w+)\s+(\d+)\s*$", table, re.MULTILINE)}
+    assert counts["features"] == len(trimmed)
+    assert counts["train"] == 1
+    for video in trimmed:
+        assert f"work/demo/features/i3d/{video}.npy" in proc.stdout
+    proc = snakemake(demo_run, "results/demo/cas_baseline/map.json", "--dry-run",
+                     "--forcerun", "train")
+    assert "work/demo/features/i3d/v_" not in proc.stdout  # the baseline does not need them
