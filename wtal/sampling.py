@@ -23,9 +23,11 @@ as well, so that the snippet grid stays the only time mapping.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 STRATEGIES = ("all", "uniform", "sparse", "shot")
 
@@ -138,3 +140,14 @@ def rescale(x: np.ndarray, length: int) -> np.ndarray:
     hi = np.minimum(lo + 1, n - 1)
     w = (pos - lo)[:, None]
     return ((1 - w) * x[lo] + w * x[hi]).astype(x.dtype, copy=False)
+
+
+def pad_batch(seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad (T_i, D) sequences to (B, T_max, D) with a (B, T_max) validity mask."""
+    t_max = max(len(s) for s in seqs)
+    x = np.zeros((len(seqs), t_max, seqs[0].shape[1]), dtype=np.float32)
+    mask = np.zeros((len(seqs), t_max), dtype=bool)
+    for i, s in enumerate(seqs):
+        x[i, : len(s)] = s
+        mask[i, : len(s)] = True
+    return torch.from_numpy(x), torch.from_numpy(mask)

@@ -25,7 +25,7 @@ from wtal.io import atomic_path, write_json
 from wtal.losses import video_loss
 from wtal.models import build_model, builder_parameters
 from wtal.progress import progress_bar
-from wtal.sampling import Sampling, rescale, sample, shot_boundaries
+from wtal.sampling import Sampling, pad_batch, rescale, sample, shot_boundaries
 
 logger = logging.getLogger(__name__)
 
@@ -171,17 +171,6 @@ def make_optimizer(net: torch.nn.Module, settings: TrainSettings) -> torch.optim
         return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum,
                                weight_decay=settings.weight_decay)
     raise ValueError(f"unknown optimizer {settings.optimizer!r} (adam or sgd)")
-
-
-def pad_batch(seqs: Sequence[np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pad (T_i, D) sequences to (B, T_max, D) with a (B, T_max) validity mask."""
-    t_max = max(len(s) for s in seqs)
-    x = np.zeros((len(seqs), t_max, seqs[0].shape[1]), dtype=np.float32)
-    mask = np.zeros((len(seqs), t_max), dtype=bool)
-    for i, s in enumerate(seqs):
-        x[i, : len(s)] = s
-        mask[i, : len(s)] = True
-    return torch.from_numpy(x), torch.from_numpy(mask)
 
 
 def train(

@@ -96,7 +96,7 @@ from wtal.losses import multilabel_bce
 from wtal.models.cas_baseline import CASBaseline
 from wtal.models.registry import register_model
 from wtal.postprocess import runs_above
-from wtal.sampling import shot_boundaries
+from wtal.sampling import pad_batch, shot_boundaries
 
 if TYPE_CHECKING:
     from wtal.train import TrainSettings
@@ -539,7 +539,7 @@ class ASSG(nn.Module):
                             start = int(rng.integers(0, len(x) - settings.max_seqlen + 1))
                             x = x[start : start + settings.max_seqlen]
                         seqs.append(x)
-                    x, mask = _pad(seqs)
+                    x, mask = pad_batch(seqs)
                     out = net(x.to(device), mask.to(device))
                     loss = multilabel_bce(out.video_logits, y_all[idx].to(device))
                     opt.zero_grad(set_to_none=True)
@@ -613,15 +613,6 @@ class ASSG(nn.Module):
         return seqs
 
 
-def _pad(seqs: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
-    """Pad (T_i, D) sequences to (B, T_max, D) with a (B, T_max) validity mask."""
-    t_max = max(len(s) for s in seqs)
-    x = np.zeros((len(seqs), t_max, seqs[0].shape[1]), dtype=np.float32)
-    mask = np.zeros((len(seqs), t_max), dtype=bool)
-    for i, s in enumerate(seqs):
-        x[i, : len(s)] = s
-        mask[i, : len(s)] = True
-    return torch.from_numpy(x), torch.from_numpy(mask)
 
 
 @register_model("assg")

@@ -80,6 +80,7 @@ from wtal.losses import multilabel_bce
 from wtal.models.cas_baseline import temporal_pool
 from wtal.models.registry import register_model
 from wtal.postprocess import runs_above, soft_nms
+from wtal.sampling import pad_batch
 
 logger = logging.getLogger(__name__)
 
@@ -348,15 +349,6 @@ def select_anchors(
     return best, keep
 
 
-def _pad(seqs: Sequence[np.ndarray]) -> tuple[Tensor, Tensor]:
-    """(T_i, D) sequences → zero-padded (B, T_max, D) and the (B, T_max) validity mask."""
-    t_max = max(len(x) for x in seqs)
-    x = np.zeros((len(seqs), t_max, seqs[0].shape[1]), dtype=np.float32)
-    mask = np.zeros((len(seqs), t_max), dtype=bool)
-    for i, seq in enumerate(seqs):
-        x[i, : len(seq)] = seq
-        mask[i, : len(seq)] = True
-    return torch.from_numpy(x), torch.from_numpy(mask)
 
 
 # --------------------------------------------------------------------------------------------
@@ -718,7 +710,7 @@ class KTMGFN(nn.Module):
                         start = int(rng.integers(0, len(x) - max_len + 1))
                         x = x[start : start + max_len]
                     seqs.append(x)
-                x, mask = _pad(seqs)
+                x, mask = pad_batch(seqs)
                 x, mask = x.to(device), mask.to(device)
                 loss, _ = branch.loss(branch(x, mask), y_all[idx].to(device), mask, epoch=epoch)
                 opt.zero_grad(set_to_none=True)

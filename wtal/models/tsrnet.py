@@ -61,6 +61,7 @@ from wtal.losses import multilabel_softmax_ce
 from wtal.models.kt_mgfn import mmd2
 from wtal.models.registry import register_model
 from wtal.postprocess import outer_inner_score, runs_above
+from wtal.sampling import pad_batch
 
 logger = logging.getLogger(__name__)
 
@@ -592,13 +593,8 @@ def _fit_classifier(
                     start = int(rng.integers(0, len(x) - settings.max_seqlen + 1))
                     x = x[start : start + settings.max_seqlen]
                 batch.append(x)
-            t_max = max(len(s) for s in batch)
-            x = np.zeros((len(batch), t_max, batch[0].shape[1]), dtype=np.float32)
-            mask = np.zeros((len(batch), t_max), dtype=bool)
-            for j, s in enumerate(batch):
-                x[j, : len(s)] = s
-                mask[j, : len(s)] = True
-            out = net(torch.from_numpy(x).to(device), torch.from_numpy(mask).to(device))
+            x, mask = pad_batch(batch)
+            out = net(x.to(device), mask.to(device))
             loss = torch.stack(net.classification_loss(out, y_all[idx])).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
