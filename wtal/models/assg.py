@@ -92,11 +92,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from wtal.fitting import fit_on_sequences
 from wtal.losses import multilabel_bce
 from wtal.models.cas_baseline import CASBaseline
 from wtal.models.registry import register_model
 from wtal.postprocess import runs_above
-from wtal.sampling import pad_batch, shot_boundaries
+from wtal.sampling import shot_boundaries
 
 if TYPE_CHECKING:
     from wtal.train import TrainSettings
@@ -524,29 +525,12 @@ class ASSG(nn.Module):
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=self.seed_lr,
                                weight_decay=settings.weight_decay)
-        y_all = torch.from_numpy(np.asarray(labels, dtype=np.float32))
-        curve: list[float] = []
         try:
-            for _ in range(self.seed_epochs):
-                order = rng.permutation(len(feats))
-                losses = []
-                for lo in range(0, len(order), self.seed_batch_size):
-                    idx = order[lo : lo + self.seed_batch_size]
-                    seqs = []
-                    for i in idx:
-                        x = feats[i]
-                        if len(x) > settings.max_seqlen:
-                            start = int(rng.integers(0, len(x) - settings.max_seqlen + 1))
-                            x = x[start : start + settings.max_seqlen]
-                        seqs.append(x)
-                    x, mask = pad_batch(seqs)
-                    out = net(x.to(device), mask.to(device))
-                    loss = multilabel_bce(out.video_logits, y_all[idx].to(device))
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    opt.step()
-                    losses.append(loss.item())
-                curve.append(round(float(np.mean(losses)), 6))
+            curve = [round(v, 6) for v in fit_on_sequences(
+                net, feats, labels,
+                loss_of=lambda out, y, mask, epoch: multilabel_bce(out.video_logits, y),
+                opt=opt, epochs=self.seed_epochs, batch_size=self.seed_batch_size,
+                max_seqlen=settings.max_seqlen, rng=rng, device=device)]
         finally:
             self._pretraining = False
             net.eval()

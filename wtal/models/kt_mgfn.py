@@ -76,11 +76,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from wtal.fitting import fit_on_sequences
 from wtal.losses import multilabel_bce
 from wtal.models.cas_baseline import temporal_pool
 from wtal.models.registry import register_model
 from wtal.postprocess import runs_above, soft_nms
-from wtal.sampling import pad_batch
 
 logger = logging.getLogger(__name__)
 
@@ -696,28 +696,12 @@ class KTMGFN(nn.Module):
                                weight_decay=float(settings.weight_decay))
         max_len = int(settings.max_seqlen)
         y_all = torch.from_numpy(clip_labels)
-        curve: list[float] = []
         branch.train()
-        for epoch in range(self.trimmed_epochs):
-            order = rng.permutation(len(clips))
-            losses = []
-            for lo in range(0, len(order), batch):
-                idx = order[lo : lo + batch]
-                seqs = []
-                for j in idx:
-                    x = clips[j]
-                    if len(x) > max_len:
-                        start = int(rng.integers(0, len(x) - max_len + 1))
-                        x = x[start : start + max_len]
-                    seqs.append(x)
-                x, mask = pad_batch(seqs)
-                x, mask = x.to(device), mask.to(device)
-                loss, _ = branch.loss(branch(x, mask), y_all[idx].to(device), mask, epoch=epoch)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                losses.append(loss.item())
-            curve.append(float(np.mean(losses)))
+        curve = fit_on_sequences(
+            branch, clips, clip_labels,
+            loss_of=lambda out, y, mask, epoch: branch.loss(out, y, mask, epoch=epoch)[0],
+            opt=opt, epochs=self.trimmed_epochs, batch_size=batch, max_seqlen=max_len, rng=rng,
+            device=device)
         branch.eval()
         with torch.no_grad():
             reps = torch.cat([branch.embed(torch.from_numpy(x).unsqueeze(0).to(device))

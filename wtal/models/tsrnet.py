@@ -57,11 +57,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from wtal.fitting import fit_on_sequences
 from wtal.losses import multilabel_softmax_ce
 from wtal.models.kt_mgfn import mmd2
 from wtal.models.registry import register_model
 from wtal.postprocess import outer_inner_score, runs_above
-from wtal.sampling import pad_batch
 
 logger = logging.getLogger(__name__)
 
@@ -578,30 +578,12 @@ def _fit_classifier(
         opt = torch.optim.Adam(groups, lr=settings.lr, weight_decay=settings.weight_decay)
     schedule = torch.optim.lr_scheduler.MultiStepLR(
         opt, milestones=list(settings.lr_milestones), gamma=settings.lr_gamma)
-    y_all = torch.from_numpy(labels).to(device)
     net.train()
-    curve = []
-    for _ in range(epochs):
-        order = rng.permutation(len(seqs))
-        losses = []
-        for lo in range(0, len(order), settings.batch_size):
-            idx = order[lo : lo + settings.batch_size]
-            batch = []
-            for i in idx:
-                x = seqs[i]
-                if len(x) > settings.max_seqlen:
-                    start = int(rng.integers(0, len(x) - settings.max_seqlen + 1))
-                    x = x[start : start + settings.max_seqlen]
-                batch.append(x)
-            x, mask = pad_batch(batch)
-            out = net(x.to(device), mask.to(device))
-            loss = torch.stack(net.classification_loss(out, y_all[idx])).sum()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        curve.append(float(np.mean(losses)))
-        schedule.step()
+    curve = fit_on_sequences(
+        net, seqs, labels,
+        loss_of=lambda out, y, mask, epoch: torch.stack(net.classification_loss(out, y)).sum(),
+        opt=opt, epochs=epochs, batch_size=settings.batch_size, max_seqlen=settings.max_seqlen,
+        rng=rng, device=device, schedule=schedule)
     return curve
 
 
