@@ -462,19 +462,7 @@ def extract_features(
     return sidecar
 
 
-def extract_i3d(
-    plan_path: str | os.PathLike[str],
-    flow_path: str | os.PathLike[str] | None,
-    out: str | os.PathLike[str],
-    *,
-    settings: FeatureSettings,
-    device: str = "auto",
-    threads: int | None = None,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """The features stage under its former name: :func:`extract_features`."""
-    return extract_features(plan_path, flow_path, out, settings=settings, device=device,
-                            threads=threads, progress=progress)
+extract_i3d = extract_features  # the features stage under its former name
 
 
 def load_features(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]:

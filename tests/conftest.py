@@ -35,6 +35,16 @@ def prevent_leaking_rng() -> Iterator[None]:
     random.setstate(py_state)
 
 
+@pytest.fixture
+def one_thread() -> Iterator[None]:
+    """One torch intra-op thread for the test: tiny tensors run fastest so, and robust on a busy
+    machine (modules use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def write_video(
     path: Path,
     frames: np.ndarray,

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import zipfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -44,13 +43,7 @@ CHEAP = TVL1Params(nscales=3, warps=2, inner_iterations=10, outer_iterations=3)
 SCHEMA = Path(__file__).resolve().parents[2] / "pipeline" / "schemas" / "dataset.schema.yaml"
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Small tensors: one torch thread is faster, and immune to a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def texture(seed: int, shape: tuple[int, int], x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -5,7 +5,6 @@ table 1 / 2 switches and the config file."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +34,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"hidden": 16, "seed_hidden": 16, "seed_dropout": 0.0}
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(**kwargs: Any) -> ASSG:

@@ -4,7 +4,6 @@ masking invariance, table 4 switches, a short training on planted features, the 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -50,13 +49,7 @@ ABLATIONS: dict[str, tuple[dict[str, Any], set[str]]] = {
 }
 
 
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """The tensors here are tiny: one intra-op thread is fastest, and robust on a busy host."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def make(**kwargs: Any) -> ECM:
