@@ -222,9 +222,29 @@ def test_registered_and_shapes() -> None:
 
 def test_invalid_switches_are_rejected() -> None:
     for bad in ({"pooling": "max"}, {"modules": "all"}, {"bg_seeds": "saliency"},
-                {"fusion_lambda": 1.5}, {"streams": {"rgb": [0, 20]}}):
-        with pytest.raises(ValueError, match=r"pooling|modules|bg_seeds|fusion_lambda|stream"):
+                {"fusion_lambda": 1.5}, {"streams": {"rgb": [0, 20]}}, {"video_scores": "sap"}):
+        with pytest.raises(
+                ValueError, match=r"pooling|modules|bg_seeds|fusion_lambda|stream|video_scores"):
             make(**bad)
+
+
+def test_video_scores_are_the_seed_networks_or_the_larger_with_sap() -> None:
+    x = torch.randn(2, 13, 8)
+    mask = torch.ones(2, 13, dtype=torch.bool)
+    mask[1, 10:] = False
+    seed = make(in_dim=8, C=3).eval()  # default: the seed network's classification
+    with torch.no_grad():
+        seed.seed_net.classifier.bias[0] -= 20.0  # class 0: the seed network says no
+        out = seed(x, mask)
+        torch.testing.assert_close(out.video_logits, seed.seed_net(x * mask.unsqueeze(-1), mask)
+                                   .video_logits)
+        both = make(in_dim=8, C=3, video_scores="max").eval()
+        both.load_state_dict(seed.state_dict())
+        out_max = both(x, mask)
+        sap = torch.logit(both._fused_video_probs(out_max.streams, mask).clamp(1e-6, 1 - 1e-6))
+    torch.testing.assert_close(out_max.video_logits, torch.maximum(out.video_logits, sap))
+    assert (sap[:, 0] > out.video_logits[:, 0]).all()  # where SAP says more, "max" takes it
+    torch.testing.assert_close(out_max.cas, out.cas)  # the heatmaps do not depend on it
 
 
 def stream_out(logits: torch.Tensor, feats: torch.Tensor | None = None) -> ASSGStreamOutput:

@@ -46,6 +46,7 @@ ABLATIONS: dict[str, tuple[dict[str, Any], set[str]]] = {
     "weights_norm": ({"aggregation": "weights"}, {"cls_e", "cls_o", "a2c", "c2c"}),
     "sum": ({"aggregation": "none"}, {"cls_e", "cls_o", "a2c", "c2c"}),
     "sigmoid_scores": ({"scores": "sigmoid"}, {"cls_e", "cls_o", "a2c", "c2c"}),
+    "a2c_absence_trains_all": ({"a2c_absence_trains": "all"}, {"cls_e", "cls_o", "a2c", "c2c"}),
 }
 
 
@@ -152,6 +153,45 @@ def test_post_stream_uses_phi_on_three_fold_features() -> None:
     # the absence score uses W^b = 1 − W^a
     s_b = model.classifier.per_class(three_fold_aggregate(xs, 1 - wa, mask, **agg)).mean(dim=2)
     torch.testing.assert_close(out.post_bg_logits, s_b)
+
+
+def test_frozen_sub_classifier_same_values_no_parameter_gradient() -> None:
+    phi = make(in_dim=8, C=3).classifier
+    feats = torch.randn(2, 3, 3, 8, requires_grad=True)
+    frozen = phi.per_class(feats, frozen=True)
+    torch.testing.assert_close(frozen, phi.per_class(feats))
+    frozen.sum().backward()
+    assert all(p.grad is None for p in phi.parameters())
+    assert feats.grad is not None
+    assert feats.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("trains", ["weights", "all"])
+def test_a2c_absence_term_trains_phi_only_when_asked(trains: str) -> None:
+    model = make(in_dim=8, C=3, a2c_absence_trains=trains).eval()
+    assert model.transition is not None
+    with torch.no_grad():  # W^a = σ(bias): constant, so no gradient reaches Φ through the CAS
+        model.transition.weight.zero_()
+    x = torch.randn(2, 12, 8)
+    mask = torch.ones(2, 12, dtype=torch.bool)
+    out = model(x, mask)
+    labels = torch.tensor([[1.0, 0, 0], [0, 1, 1]])
+    # Eq. 4's absence term alone: −log(1 − σ(s̃^o)) of the labelled classes
+    term = -(torch.nn.functional.logsigmoid(-out.post_bg_logits) * labels).sum()
+    term.backward()
+    grads = [p.grad for p in model.classifier.parameters()]
+    if trains == "weights":
+        assert all(g is None or g.abs().sum() == 0 for g in grads)
+    else:
+        assert all(g is not None and g.abs().sum() > 0 for g in grads)
+    # the transition learns from it either way (its weight's gradient: through W^a)
+    assert model.transition.weight.grad is not None
+    assert model.transition.weight.grad.abs().sum() > 0
+    # and the values do not depend on the choice
+    other = make(in_dim=8, C=3, a2c_absence_trains="all" if trains == "weights" else "weights")
+    with torch.no_grad():
+        other.transition.weight.zero_()  # type: ignore[union-attr]
+    torch.testing.assert_close(other.eval()(x, mask).post_bg_logits, out.post_bg_logits)
 
 
 @pytest.mark.parametrize("scale", [1.0, 100.0])
@@ -403,14 +443,17 @@ def test_short_training_on_planted_features_reduces_loss_and_localises() -> None
     x, labels, _ = planted(24, 32, 16, 3, seed=0)
     mask = torch.ones(24, 32, dtype=torch.bool)
     opt = torch.optim.Adam(model.parameters(), lr=2e-3, weight_decay=5e-4)
-    losses = []
+    losses, cls = [], []
     for _ in range(60):
-        total, _ = model.loss(model(x, mask), labels, mask, epoch=0)
+        total, parts = model.loss(model(x, mask), labels, mask, epoch=0)
         opt.zero_grad()
         total.backward()
         opt.step()
         losses.append(total.item())
-    assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:5])
+        cls.append(parts["cls_e"] + parts["cls_o"])
+    assert np.mean(losses[-5:]) < 0.75 * np.mean(losses[:5])
+    # the classification terms fall most (Eq. 4's absence term trains the weights only)
+    assert np.mean(cls[-5:]) < 0.25 * np.mean(cls[:5])
     model.eval()
     xt, yt, inside_t = planted(12, 32, 16, 3, seed=1)
     with torch.no_grad():
@@ -448,11 +491,13 @@ def test_config_matches_paper_and_builds() -> None:
 def test_ablations_are_table_4_rows_and_each_trains() -> None:
     cfg = config()
     assert list(cfg["ablations"]) == ["Pre-Cls", "Post-Cls", "Pre + Post, shared", "+ L_a2c",
-                                      "+ L_a2c + L_c2c, not shared", "ECM"]
+                                      "+ L_a2c + L_c2c, not shared", "ECM",
+                                      "ECM, L_a2c absence term trains Φ"]
     parts_of = {"Pre-Cls": {"cls_e"}, "Post-Cls": {"cls_o"},
                 "Pre + Post, shared": {"cls_e", "cls_o"}, "+ L_a2c": {"cls_e", "cls_o", "a2c"},
                 "+ L_a2c + L_c2c, not shared": {"cls_e", "cls_o", "a2c", "c2c"},
-                "ECM": {"cls_e", "cls_o", "a2c", "c2c"}}
+                "ECM": {"cls_e", "cls_o", "a2c", "c2c"},
+                "ECM, L_a2c absence term trains Φ": {"cls_e", "cls_o", "a2c", "c2c"}}
     torch.manual_seed(0)
     x = torch.randn(3, 10, 8)
     mask = torch.ones(3, 10, dtype=torch.bool)
