@@ -25,7 +25,9 @@ def test_every_model_forward_backward(name: str) -> None:
     out = model(x, mask)
     assert out.cas.shape == (2, 20, 3)
     assert out.video_logits.shape == (2, 3)
-    out.video_logits.sum().backward()
+    # every parameter reaches the outputs inference reads (ASSG: its video scores are the seed
+    # network's, its CAS the SSG's heatmaps)
+    (out.video_logits.sum() + out.cas.sum()).backward()
     grads = [p.grad for p in model.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
 
