@@ -456,9 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_summary)
 
     p = sub.add_parser("detect", help="detect actions in a new raw video",
-                       description="decode → TV-L1 flow → I3D features → model → "
-                       "post-processing on one video, with the settings the model was "
-                       "trained with (recorded in model.pt).")
+                       description="decode → TV-L1 flow → features (the model's backbone) "
+                       "→ model → post-processing on one video, with the settings the model "
+                       "was trained with (recorded in model.pt).")
     p.add_argument("video")
     p.add_argument("--model", required=True, help="model.pt written by train")
     p.add_argument("--out", help="detections JSON to write (ActivityNet format)")

@@ -3,10 +3,12 @@
 :func:`detect` runs every stage of the workflow on one video with the settings the model was
 trained with, so nothing has to be repeated by hand:
 
-* frame rate, TV-L1 flow settings (backend, bound, codec, parameters, short side) and I3D
-  settings (snippet grid, geometry, weights and their sha256, seed) come from the checkpoint's
-  ``feature_settings``, which the train stage copies from the training features' sidecars (or
-  from a feature sidecar given explicitly, for a checkpoint without them);
+* frame rate, TV-L1 flow settings (backend, bound, codec, parameters, short side) and feature
+  settings (backbone, snippet grid, geometry, weights and their sha256, seed) come from the
+  checkpoint's ``feature_settings``, which the train stage copies from the training features'
+  sidecars (or from a feature sidecar given explicitly, for a checkpoint without them); every
+  backbone of :mod:`extractors.backbones` works, and an RGB-only one (``i3d_r50``) skips the
+  flow stage;
 * class names and feature normalisation come from the checkpoint;
 * post-processing settings come from the ``detections.json`` the infer stage wrote beside the
   model (its ``settings``), else the defaults of :class:`wtal.infer.InferSettings`; either may
@@ -37,8 +39,8 @@ from wtal.progress import is_terminal
 
 logger = logging.getLogger(__name__)
 
-#: Sidecar keys the train stage records in ``model.pt`` under ``feature_settings``.
-FEATURE_KEYS = ("extractor", "settings", "flow")
+#: Sidecar keys ``feature_settings`` needs (``flow`` too, unless the backbone is RGB-only).
+FEATURE_KEYS = ("extractor", "settings")
 
 
 def feature_settings(
@@ -53,17 +55,17 @@ def feature_settings(
 
     Returns:
         ``{"extractor", "fps", "flow": keyword arguments of
-        :func:`extractors.flowstage.flow_stage`, "features": keyword arguments of
-        :class:`extractors.features.I3DSettings`}``.
+        :func:`extractors.flowstage.flow_stage` (None for an RGB-only backbone), "features":
+        keyword arguments of :class:`extractors.features.FeatureSettings`}``.
 
     Raises:
         ValueError: the checkpoint has no feature settings and no sidecar is given, or the
-            settings are incomplete.
+            settings are incomplete or invalid.
     """
     if sidecar is not None:
         side = read_json(sidecar)
         source = str(sidecar)
-        recorded = {k: side.get(k) for k in (*FEATURE_KEYS, "frames")}
+        recorded = {k: side.get(k) for k in (*FEATURE_KEYS, "flow", "frames")}
         grid_fps = (side.get("grid") or {}).get("fps")
     else:
         recorded = dict(ckpt.get("feature_settings") or {})
@@ -73,25 +75,39 @@ def feature_settings(
     if missing:
         raise ValueError(f"{source}: no {', '.join(missing)} recorded; pass the sidecar .json of "
                          f"one of the model's training features (--features-sidecar)")
-    if recorded["extractor"] != "i3d":
-        raise ValueError(f"{source}: extractor {recorded['extractor']!r}; detect runs i3d only")
-    flow = recorded["flow"]
-    fps = flow.get("fps") or (recorded.get("frames") or {}).get("fps") or grid_fps
-    if fps is None:
-        raise ValueError(f"{source}: no frame rate recorded (flow 'fps')")
-    from extractors.features import I3DSettings
+    from extractors.features import FeatureSettings
 
-    known = {f.name for f in fields(I3DSettings)}
-    feats = {k: v for k, v in recorded["settings"].items() if k in known}
-    flow_args = {
-        "algorithm": flow.get("algorithm", "tvl1"),
-        "backend": flow.get("backend", "opencv"),
-        "bound": float(flow["bound"]),
-        "codec": flow.get("codec", "jpg"),
-        "params": dict(flow.get("params") or {}),
-        "short_side": flow.get("short_side", feats.get("short_side")),
-    }
-    return {"extractor": "i3d", "fps": float(fps), "flow": flow_args, "features": feats}
+    known = {f.name for f in fields(FeatureSettings)}
+    # the i3d-only stage's sidecars recorded no extractor among their settings
+    feats = {"extractor": recorded["extractor"],
+             **{k: v for k, v in recorded["settings"].items() if k in known}}
+    if feats["extractor"] != recorded["extractor"]:
+        raise ValueError(f"{source}: extractor {recorded['extractor']!r}, but its settings say "
+                         f"{feats['extractor']!r}")
+    try:
+        uses_flow = FeatureSettings(**feats).uses_flow
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source}: invalid feature settings: {err}") from err
+    flow = recorded.get("flow") or None
+    if uses_flow and flow is None:
+        raise ValueError(f"{source}: {feats['extractor']} features need flow, but no flow "
+                         f"settings are recorded; pass the sidecar .json of one of the model's "
+                         f"training features (--features-sidecar)")
+    fps = (flow or {}).get("fps") or (recorded.get("frames") or {}).get("fps") or grid_fps
+    if fps is None:
+        raise ValueError(f"{source}: no frame rate recorded (flow or frames 'fps')")
+    flow_args = None
+    if flow is not None and uses_flow:
+        flow_args = {
+            "algorithm": flow.get("algorithm", "tvl1"),
+            "backend": flow.get("backend", "opencv"),
+            "bound": float(flow["bound"]),
+            "codec": flow.get("codec", "jpg"),
+            "params": dict(flow.get("params") or {}),
+            "short_side": flow.get("short_side", feats.get("short_side")),
+        }
+    return {"extractor": feats["extractor"], "fps": float(fps), "flow": flow_args,
+            "features": feats}
 
 
 def infer_settings(
@@ -157,7 +173,12 @@ def detect(
         "external_data", "detect": {...}}``, detections best first.
     """
     from extractors.decode import decode
-    from extractors.features import I3DSettings, extract_i3d, load_features, resolve_device
+    from extractors.features import (
+        FeatureSettings,
+        extract_features,
+        load_features,
+        resolve_device,
+    )
     from extractors.flowstage import flow_stage
     from extractors.grid import SnippetGrid
     from wtal.infer import load_model, localize, predict_video
@@ -169,8 +190,8 @@ def detect(
     dev = resolve_device(device)
     net, ckpt = load_model(model_path, dev)
     made = feature_settings(ckpt, features_sidecar)
-    flow_args = dict(made["flow"])
-    if flow_backend is not None:
+    flow_args = None if made["flow"] is None else dict(made["flow"])
+    if flow_args is not None and flow_backend is not None:
         flow_args["backend"] = flow_backend
     settings, settings_source = infer_settings(model_path, overrides)
     name = video.stem
@@ -179,13 +200,16 @@ def detect(
         folder.mkdir(parents=True, exist_ok=True)
         plan = decode(video, folder / f"{name}.plan.json", fps=made["fps"])
         logger.info("%s: %d frames at %g fps", video, plan.n_frames, plan.fps)
-        flow_device = (None if flow_args["backend"] == "opencv"
-                       else "cpu" if dev.type == "cpu" else str(dev))
-        flow_stage(folder / f"{name}.plan.json", folder / f"{name}.flow.zip", threads=threads,
-                   device=flow_device, progress=show, **flow_args)
-        extract_i3d(folder / f"{name}.plan.json", folder / f"{name}.flow.zip",
-                    folder / f"{name}.npy", settings=I3DSettings(**made["features"]),
-                    device=str(dev), threads=threads, progress=show)
+        flow_path = None
+        if flow_args is not None:  # an RGB-only backbone has no flow stage
+            flow_path = folder / f"{name}.flow.zip"
+            flow_device = (None if flow_args["backend"] == "opencv"
+                           else "cpu" if dev.type == "cpu" else str(dev))
+            flow_stage(folder / f"{name}.plan.json", flow_path, threads=threads,
+                       device=flow_device, progress=show, **flow_args)
+        extract_features(folder / f"{name}.plan.json", flow_path, folder / f"{name}.npy",
+                         settings=FeatureSettings(**made["features"]), device=str(dev),
+                         threads=threads, progress=show)
         features, sidecar = load_features(folder / f"{name}.npy")
     if features.shape[1] != ckpt["in_dim"]:
         raise ValueError(f"{video}: features are {features.shape[1]}-d, the model expects "

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from extractors.decode import decode
-from extractors.features import I3DSettings, extract_i3d
+from extractors.features import I3DSettings, extract_features, extract_i3d
 from extractors.flowstage import flow_stage
 from wtal.cli import main
 from wtal.demo import synthesize_demo
@@ -162,3 +162,60 @@ def test_infer_settings_default_and_override(demo: dict, tmp_path: Path) -> None
     assert (settings, source) == (InferSettings(), "defaults")
     with pytest.raises(ValueError, match="bogus"):
         infer_settings(tmp_path / "model.pt", {"bogus": 1})
+
+
+def test_feature_settings_of_a_flow_backbone_need_flow(demo: dict) -> None:
+    ckpt = torch.load(demo["model"], map_location="cpu", weights_only=False)
+    no_flow = {**ckpt, "feature_settings": {**ckpt["feature_settings"], "flow": None}}
+    with pytest.raises(ValueError, match="i3d features need flow"):
+        feature_settings(no_flow)
+    bad = {**ckpt, "feature_settings": {**ckpt["feature_settings"],
+                                        "settings": {**ckpt["feature_settings"]["settings"],
+                                                     "every_nth": 0}}}
+    with pytest.raises(ValueError, match=r"invalid feature settings.*every_nth"):
+        feature_settings(bad)
+
+
+def test_detect_with_an_rgb_only_backbone_skips_flow(demo: dict, tmp_path: Path) -> None:
+    """A model trained on i3d_r50 features (RGB only): detect makes the same features, with no
+    flow stage, and the same detections as the stages run by hand."""
+    rgb = dataclasses.replace(I3D, extractor="i3d_r50", seed=4)
+    index = read_json(demo["root"] / "index.json")
+    features = []
+    for name, rec in index["videos"].items():
+        if rec["split"] != "train":
+            continue
+        plan = tmp_path / "feats" / f"{name}.plan.json"
+        decode(Path(rec["path"]), plan, fps=FPS)
+        extract_features(plan, None, tmp_path / "feats" / f"{name}.npy", settings=rgb,
+                         device="cpu", threads=1)
+        features.append(tmp_path / "feats" / f"{name}.npy")
+    torch.manual_seed(0)
+    train(demo["root"] / "index.json", features, tmp_path / "run" / "model.pt",
+          tmp_path / "run" / "train.json", model="cas_baseline",
+          model_args={"hidden": 16, "dropout": 0.0},
+          settings=TrainSettings(epochs=3, batch_size=4, lr=1e-3, seed=0), device="cpu",
+          threads=1)
+    ckpt = torch.load(tmp_path / "run" / "model.pt", map_location="cpu", weights_only=False)
+    made = feature_settings(ckpt)
+    assert made["extractor"] == "i3d_r50"
+    assert made["flow"] is None
+    assert made["fps"] == FPS
+    assert made["features"] == dataclasses.asdict(rgb)
+    result = detect(demo["video"], tmp_path / "run" / "model.pt", work_dir=tmp_path / "work",
+                    device="cpu", threads=1, flow_backend="torch")  # no flow: ignored
+    assert not list((tmp_path / "work").glob("*.zip"))  # no flow stage ran
+    assert read_json(tmp_path / "work" / f"{demo['test']}.json")["extractor"] == "i3d_r50"
+    plan = tmp_path / "hand" / f"{demo['test']}.plan.json"
+    decode(demo["video"], plan, fps=FPS)
+    by_hand = extract_features(plan, None, tmp_path / "hand" / f"{demo['test']}.npy",
+                               settings=rgb, device="cpu", threads=1)
+    assert by_hand["extractor"] == "i3d_r50"
+    np.testing.assert_allclose(np.load(tmp_path / "work" / f"{demo['test']}.npy"),
+                               np.load(tmp_path / "hand" / f"{demo['test']}.npy"),
+                               rtol=1e-5, atol=1e-5)
+    sub = infer(tmp_path / "run" / "model.pt", [tmp_path / "hand" / f"{demo['test']}.npy"],
+                tmp_path / "d.json", tmp_path / "cas", settings=InferSettings(), device="cpu")
+    dets = result["results"][demo["test"]]
+    ref = sub["results"][demo["test"]]
+    assert [(d["label"], d["segment"]) for d in dets] == [(d["label"], d["segment"]) for d in ref]
