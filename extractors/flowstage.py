@@ -16,7 +16,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from extractors.decode import FramePlan, iter_single_frames
+from extractors.decode import FramePlan, iter_single_frames, resized_size
 
 BACKENDS = ("opencv", "torch", "auto")
 
@@ -76,12 +76,15 @@ def flow_stage(
     threads: int | None = None,
     device: str | None = None,
     batch_pairs: int | None = None,
+    memory_budget_mb: float | None = None,
     progress: bool = False,
 ) -> dict[str, Any]:
     """Compute the flow of the frames planned in ``plan_path`` and write the cache ``out``.
 
-    Frames are resized to ``short_side`` exactly as the features stage resizes them, so flow
-    and RGB share one geometry.
+    Frames are resized so that their short side is ``short_side``, exactly as the features
+    stage resizes them, so flow and RGB share one geometry: smaller videos are upsampled (a
+    176×144 video becomes 313×256), as DeepMind's I3D recipe does; pixels are used as stored
+    (the plan's sample aspect ratio is not applied).
 
     Args:
         plan_path: the decode stage's frame plan (JSON).
@@ -91,11 +94,14 @@ def flow_stage(
         bound: quantisation bound in pixels.
         codec: ``"jpg"`` or ``"png"``.
         params: TV-L1 parameters under their config keys (OpenCV's defaults for missing keys).
-        short_side: resize frames to this short side (never upsampled), or keep their size.
+        short_side: resize frames to this short side (up or down), or None to keep their size.
         threads: CPU threads (OpenCV's, or torch's when torch runs on the CPU).
         device: where the torch backend runs (see :func:`resolve_backend`).
-        batch_pairs: frame pairs the torch backend solves at once (bounds memory; None: the
-            library's default, 32).
+        batch_pairs: frame pairs the torch backend solves at once (bounds memory; None: from
+            ``memory_budget_mb`` if given, else the library's default, 32).
+        memory_budget_mb: choose ``batch_pairs`` so that the torch backend's solver fits in this
+            many megabytes (:func:`extractors.tvl1_torch.pairs_for_memory`, measured per
+            pixel); not together with ``batch_pairs``.
         progress: show a progress bar.
 
     Returns:
@@ -103,13 +109,15 @@ def flow_stage(
         (torch only).
 
     Raises:
-        ValueError: on an unknown algorithm, backend or device, bad parameters, or fewer than
-            two planned frames.
+        ValueError: on an unknown algorithm, backend or device, bad parameters, both
+            ``batch_pairs`` and ``memory_budget_mb``, or fewer than two planned frames.
     """
     from extractors.flow import TVL1Params, compute_flow
 
     if algorithm != "tvl1":
         raise ValueError(f"unknown flow algorithm {algorithm!r} (tvl1)")
+    if batch_pairs is not None and memory_budget_mb is not None:
+        raise ValueError("give batch_pairs or memory_budget_mb for the torch TV-L1, not both")
     chosen, torch_device = resolve_backend(backend, device)
     tvl1_params = TVL1Params.from_dict(dict(params or {}))
     plan = FramePlan.load(plan_path)
@@ -134,11 +142,14 @@ def flow_stage(
 
     import torch
 
-    from extractors.tvl1_torch import DEFAULT_BATCH_PAIRS, compute_flow_torch
+    from extractors.tvl1_torch import DEFAULT_BATCH_PAIRS, compute_flow_torch, pairs_for_memory
 
     if threads is not None and torch_device == "cpu":
         torch.set_num_threads(threads)
     pairs = DEFAULT_BATCH_PAIRS if batch_pairs is None else batch_pairs
+    if memory_budget_mb is not None:
+        width, height = resized_size(plan.width, plan.height, short_side)
+        pairs = pairs_for_memory(memory_budget_mb, height, width)
     return compute_flow_torch(frames, out, params=tvl1_params, bound=bound, codec=codec,
                               device=torch_device, batch_pairs=pairs, extra_meta=extra_meta,
                               progress=progress)

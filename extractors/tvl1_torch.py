@@ -78,6 +78,7 @@ from extractors.flow import (
 )
 
 __all__ = [
+    "BYTES_PER_PAIR_PIXEL",
     "DEFAULT_BATCH_PAIRS",
     "MIN_LEVEL_SIZE",
     "build_pyramid",
@@ -86,6 +87,7 @@ __all__ = [
     "default_device",
     "median_blur",
     "median_blur_network",
+    "pairs_for_memory",
     "pyramid_sizes",
     "resize_linear",
     "tvl1_pairs",
@@ -96,6 +98,25 @@ __all__ = [
 MIN_LEVEL_SIZE = 16  # OpenCV drops pyramid levels whose short side would be below 16 px
 _GRAD_IS_ZERO = 1e-10  # below this |∇I1w|², the thresholding leaves u unchanged
 DEFAULT_BATCH_PAIRS = 32  # frame pairs solved at once by compute_flow_torch
+#: Memory one frame pair takes while it is solved, per pixel of the frame: measured as the rise
+#: of peak RSS between batches of 1 and 8 pairs (224×224: 40 MB a pair) and of 1 and 5 pairs
+#: (340×256: 66 MB a pair), eager on the CPU, default parameters. CUDA's figure is measured by
+#: benchmarks/gpu_check.py (torch.cuda.max_memory_allocated).
+BYTES_PER_PAIR_PIXEL = 800
+
+
+def pairs_for_memory(budget_mb: float, height: int, width: int) -> int:
+    """Frame pairs of ``height`` × ``width`` to solve at once within ``budget_mb`` megabytes.
+
+    Uses :data:`BYTES_PER_PAIR_PIXEL` (measured); at least 1.
+
+    Raises:
+        ValueError: on a budget that is not positive.
+    """
+    if not budget_mb > 0:
+        raise ValueError(f"the flow memory budget must be positive, got {budget_mb} MB")
+    per_pair = BYTES_PER_PAIR_PIXEL * height * width
+    return max(1, int(budget_mb * 1e6 // per_pair))
 
 
 def default_device() -> torch.device:
@@ -622,8 +643,9 @@ def compute_flow_torch(
         bound: quantisation bound in pixels.
         codec: ``"jpg"`` or ``"png"``.
         device: where to compute (default: CUDA when available, else the CPU).
-        batch_pairs: frame pairs solved at once (bounds device memory; about 6 MB per pair at
-            224×224).
+        batch_pairs: frame pairs solved at once (bounds memory: measured about 40 MB per pair at
+            224×224 and 66 MB at 340×256 on the CPU, see :data:`BYTES_PER_PAIR_PIXEL`;
+            :func:`pairs_for_memory` chooses it from a budget).
         compiled: fuse the hot loops with ``torch.compile`` (default: on CUDA only); see
             :func:`tvl1_sequence`.
         extra_meta: more meta fields; ``backend`` and ``device`` are set here.

@@ -95,7 +95,7 @@ def cmd_index(args: argparse.Namespace) -> None:
 def cmd_decode(args: argparse.Namespace) -> None:
     from extractors.decode import decode
 
-    plan = decode(args.video, args.out, fps=args.fps)
+    plan = decode(args.video, args.out, fps=args.fps, min_frames=args.min_frames)
     print(f"{args.video}: {plan.source_frames} frames at {plan.source_fps:.3f} fps, "
           f"{plan.duration:.2f} s → {plan.n_frames} frames at {plan.fps} fps")
 
@@ -105,7 +105,9 @@ def cmd_flow(args: argparse.Namespace) -> None:
 
     meta = flow_stage(args.plan, args.out, bound=args.bound, codec=args.codec,
                       params=_key_values(args.param), short_side=args.short_side,
-                      threads=args.threads, progress=interactive())
+                      threads=args.threads, backend=args.backend, device=args.device,
+                      batch_pairs=args.batch_pairs, memory_budget_mb=args.memory_budget_mb,
+                      progress=interactive())
     print(f"{args.out}: {meta['n_flows']} flows of {meta['width']}x{meta['height']}")
 
 
@@ -311,6 +313,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("decode", help="probe a video and plan its resampling")
     p.add_argument("video")
     p.add_argument("--fps", type=float, default=25.0)
+    p.add_argument("--min-frames", type=int, default=1,
+                   help="fewest output frames accepted (the workflow passes one snippet's)")
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_decode)
 
@@ -322,6 +326,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--codec", choices=["jpg", "png"], default="jpg")
     p.add_argument("--param", nargs="*", default=[], help="TV-L1 parameters as KEY=VALUE")
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--backend", choices=["opencv", "torch", "auto"], default="opencv",
+                   help="TV-L1 implementation (as flow.backend in the config)")
+    p.add_argument("--device", default=None,
+                   help="where the torch backend runs: auto, cpu, cuda, cuda:N (as the config)")
+    p.add_argument("--batch-pairs", type=int, default=None,
+                   help="torch backend: frame pairs solved at once")
+    p.add_argument("--memory-budget-mb", type=float, default=None,
+                   help="torch backend: choose batch pairs to fit this memory (MB)")
     p.set_defaults(func=cmd_flow)
 
     p = sub.add_parser("features", help="snippet features of a decoded video (any backbone)")

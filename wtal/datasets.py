@@ -299,14 +299,23 @@ def find_video(folder: Path, video: str) -> Path:
 
 
 def probe_duration(path: Path) -> float:
-    """Duration in seconds from the container (frames / average fps), via decord."""
-    from extractors.decode import _open
+    """Duration in seconds, from the first frame's start to the last frame's end (exact pts)."""
+    from extractors.decode import video_duration
 
-    reader = _open(path)
-    fps = float(reader.get_avg_fps())
-    if len(reader) == 0 or not fps > 0:
-        raise ValueError(f"{path}: no frames or no frame rate")
-    return len(reader) / fps
+    return video_duration(path)
+
+
+def check_video_files(
+    files: Mapping[str, Path], *, fps: float, min_frames: int,
+    unfound: Mapping[str, Path] | None = None,
+) -> None:
+    """Check every video of an index at once (headers only); one error lists all bad ones,
+    with the videos of ``unfound`` (``{name: folder}``) that have no file in their folder."""
+    from extractors.decode import check_videos
+
+    problems = {name: f"no video file in {folder} (looked for {', '.join(VIDEO_EXTENSIONS)})"
+                for name, folder in dict(unfound or {}).items()}
+    check_videos(files, fps=fps, min_frames=min_frames, problems=problems)
 
 
 def _apply_out_of_range(
@@ -345,6 +354,7 @@ def build_index(
     root: str | os.PathLike[str] = ".",
     known_bad: KnownBad | None = None,
     trimmed: Mapping[str, Any] | None = None,
+    min_frames: int = 1,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Index a THUMOS14-format dataset.
 
@@ -356,6 +366,8 @@ def build_index(
         root: base folder for relative subset folders.
         known_bad: policy for known-bad videos and out-of-range segments.
         trimmed: optional UCF101 trimmed clips (see :func:`wtal.ucf101.index_trimmed`).
+        min_frames: frames of one snippet at ``fps``; shorter videos are reported, all together
+            with every unreadable or missing one (:func:`check_video_files`).
 
     Returns:
         ``(index, gt)`` dicts as described in the module docstring.
@@ -365,6 +377,9 @@ def build_index(
     base = Path(root)
     builder = IndexBuilder(dataset=dataset, classes=list(classes), fps=fps)
     seen: set[str] = set()
+    read = []
+    found: dict[str, Path] = {}
+    unfound: dict[str, Path] = {}
     for spec in subsets:
         if spec.annotations is None or spec.suffix is None or spec.videos is None:
             raise ValueError(f"{dataset}: subset {spec.name} needs videos, annotations, suffix")
@@ -372,16 +387,25 @@ def build_index(
         segments, amb = read_thumos_subset(folder, spec.suffix, classes)
         names = sorted({s.video for s in segments} | {s.video for s in amb})
         video_folder = resolve_folder(base, spec.videos)
+        read.append((spec, segments, amb, names))
         for name in names:
             if name in seen:
                 raise ValueError(f"{dataset}: video {name} appears in two subsets")
             seen.add(name)
+            if name not in policy.exclude:
+                try:
+                    found[name] = find_video(video_folder, name)
+                except FileNotFoundError:
+                    unfound[name] = video_folder
+    check_video_files(found, fps=fps, min_frames=min_frames, unfound=unfound)
+    for spec, segments, amb, names in read:
+        for name in names:
             if name in policy.exclude:
                 builder.excluded.append(
                     {"video": name, "subset": spec.name, "reason": "known_bad.exclude"}
                 )
                 continue
-            path = find_video(video_folder, name)
+            path = found[name]
             duration = probe_duration(path)
             own = [s for s in segments if s.video == name]
             own = _apply_out_of_range(builder, name, own, duration, policy.out_of_range)
@@ -481,13 +505,16 @@ def build_activitynet_index(
     classes: Sequence[str] | None = None,
     prefix: str = "v_",
     trimmed: Mapping[str, Any] | None = None,
+    min_frames: int = 1,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Index an ActivityNet-1.3-format dataset.
 
     Database keys are YouTube ids; the files are ``<prefix><id>.<ext>`` (``v_`` by default) in
     the subset's ``videos`` folder (or the dataset's). The pipeline names every video by its
     file stem (``v_<id>``), in index.json and gt.json alike; the id is kept as ``id``.
-    Videos that are not on disk are listed under ``missing`` and skipped.
+    Videos that are not on disk are listed under ``missing`` and skipped; the files that are
+    there are checked all at once from their headers (unreadable ones, and ones shorter than
+    ``min_frames`` frames at ``fps``, are listed together in one error).
     """
     base = Path(root)
     ann_path = resolve_folder(base, str(annotations))
@@ -504,6 +531,16 @@ def build_activitynet_index(
     check_labels(ann_path, database, classes, names)
     builder = IndexBuilder(dataset=dataset, classes=classes, fps=fps)
     listings: dict[str, dict[str, Path]] = {}
+    on_disk: dict[str, Path] = {}
+    for spec in subsets:
+        folder = str(resolve_folder(base, spec.videos or videos))
+        files = listings.setdefault(folder, video_files(Path(folder)))
+        for vid, entry in database.items():
+            if entry["subset"] == spec.name:
+                name = vid if vid.startswith(prefix) else f"{prefix}{vid}"
+                if (path := files.get(name) or files.get(vid)) is not None:
+                    on_disk[name] = path
+    check_video_files(on_disk, fps=fps, min_frames=min_frames)
     for spec in subsets:
         folder = str(resolve_folder(base, spec.videos or videos))
         if folder not in listings:
@@ -565,6 +602,8 @@ def index_from_config(
     root = cfg.get("root", ".")
     specs = [SubsetSpec(**dict(s)) for s in cfg.get("subsets", [])]
     trimmed = cfg.get("trimmed")
+    # frames of one snippet (the workflow passes the features' snippet_length)
+    min_frames = int(cfg.get("min_frames", 1))
     synthetic = cfg.get("synthetic") or {}
     if trimmed and synthetic.get("n_trimmed_per_class", 1) == 0:
         log.warning("%s: the synthetic demo makes no trimmed clips (n_trimmed_per_class: 0), "
@@ -573,12 +612,12 @@ def index_from_config(
     if fmt == "thumos14":
         index, gt = build_index(dataset=name, classes=cfg["classes"], subsets=specs, fps=fps,
                                 root=root, known_bad=KnownBad.from_config(cfg.get("known_bad")),
-                                trimmed=trimmed)
+                                trimmed=trimmed, min_frames=min_frames)
     elif fmt == "activitynet":
         index, gt = build_activitynet_index(
             dataset=name, annotations=cfg["annotations"], subsets=specs, fps=fps, root=root,
             videos=cfg.get("videos", "videos"), classes=cfg.get("classes"),
-            prefix=cfg.get("video_prefix", "v_"), trimmed=trimmed)
+            prefix=cfg.get("video_prefix", "v_"), trimmed=trimmed, min_frames=min_frames)
     elif fmt == "features":
         from wtal.byof import build_features_index
 

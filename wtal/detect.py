@@ -198,7 +198,8 @@ def detect(
     with tempfile.TemporaryDirectory(prefix="wtal-detect-") as tmp:
         folder = Path(work_dir) if work_dir is not None else Path(tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        plan = decode(video, folder / f"{name}.plan.json", fps=made["fps"])
+        plan = decode(video, folder / f"{name}.plan.json", fps=made["fps"],
+                      min_frames=int(made["features"].get("snippet_length", 1)))
         logger.info("%s: %d frames at %g fps", video, plan.n_frames, plan.fps)
         flow_path = None
         if flow_args is not None:  # an RGB-only backbone has no flow stage

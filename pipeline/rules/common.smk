@@ -7,6 +7,7 @@ from snakemake.utils import validate
 
 import extractors
 import wtal
+from extractors.decode import PLAN_VERSION
 from wtal.ablation import merge_settings
 from wtal.datasets import load_index, resolve_folder, videos_of_split
 
@@ -222,11 +223,25 @@ def index_params(wildcards):
     cfg = dataset_config(wildcards.dataset)
     # everything the index depends on, and nothing else (a changed param reruns the index)
     skip = ("flow", "features", "evaluation", "tiou", "synthetic")
-    return {key: value for key, value in cfg.items() if key not in skip}
+    params = {key: value for key, value in cfg.items() if key not in skip}
+    if cfg["format"] != "features":  # videos shorter than one snippet are reported here
+        params["min_frames"] = snippet_frames(wildcards)
+    return params
 
 
 def dataset_fps(wildcards):
     return dataset_config(wildcards.dataset)["fps"]
+
+
+def snippet_frames(wildcards):
+    """Frames of one snippet: a video giving fewer is an error at the index and decode stages."""
+    return dataset_config(wildcards.dataset)["features"]["snippet_length"]
+
+
+def decode_params(wildcards):
+    # the plan's version: a change to how plans are made reruns decode and all after it
+    return {"fps": dataset_fps(wildcards), "min_frames": snippet_frames(wildcards),
+            "plan_version": PLAN_VERSION}
 
 
 def flow_params(wildcards):

@@ -5,7 +5,7 @@ rule decode:
     output:
         plan="work/{dataset}/decode/{video}.json",
     params:
-        fps=dataset_fps,
+        decode=decode_params,
     log:
         "logs/{dataset}/decode/{video}.log",
     benchmark:

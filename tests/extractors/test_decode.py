@@ -1,12 +1,28 @@
-"""Decode stage: probing, resampling plans, chunked decoding, clear errors on bad files."""
+"""Decode stage: probing, resampling plans, chunked decoding, clear errors on bad files.
 
+Long videos at every frame rate: test_decode_long.py.
+"""
+
+import json
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import counter_frames
 
-from extractors.decode import FramePlan, VideoError, decode, iter_frames, plan_indices, probe
+from extractors.decode import (
+    PLAN_VERSION,
+    FramePlan,
+    VideoError,
+    check_videos,
+    decode,
+    iter_frames,
+    plan_from_pts,
+    plan_indices,
+    probe,
+    video_duration,
+)
 
 
 def brightness(frames: np.ndarray) -> np.ndarray:
@@ -109,3 +125,90 @@ def test_changed_file_is_detected(make_video) -> None:
     make_video("a.mp4", counter_frames(20), fps=30.0)
     with pytest.raises(VideoError, match="changed since it was probed"):
         next(iter_frames(plan))
+
+
+def test_whole_number_duration_keeps_the_last_frame(make_video) -> None:
+    # 2.8 s at 25 fps: 70 frames (float32 timestamps lost the 70th)
+    video = make_video("a.mp4", counter_frames(70, 32, 32), fps=25.0)
+    plan = probe(video, fps=25.0)
+    assert plan.duration == pytest.approx(2.8)
+    assert plan.source_indices == list(range(70))
+
+
+def test_plan_from_pts_rule_at_the_edges() -> None:
+    pts = np.arange(10, dtype=np.int64) * 512 + 1024  # 25 fps in 1/12800 ticks, late start
+    # equal rate: one to one; the end is the last frame's end
+    idx = plan_from_pts(pts, first=1024, end=1024 + 10 * 512, time_base=Fraction(1, 12800),
+                        fps=25.0)
+    assert idx.tolist() == list(range(10))
+    # 12.5 fps: every other frame; 10 frames span 0.4 s → times 0, 0.08, ..., 0.32: 5 frames
+    idx = plan_from_pts(pts, first=1024, end=1024 + 10 * 512, time_base=Fraction(1, 12800),
+                        fps=12.5)
+    assert idx.tolist() == [0, 2, 4, 6, 8]
+    # a pts rounded half a tick late (1 ms ticks, 30 fps: frame 2 at 67 ms shows at 66.67 ms)
+    ms = np.asarray([round(i * 1000 / 30) for i in range(6)])
+    idx = plan_from_pts(ms, first=0, end=200, time_base=Fraction(1, 1000), fps=30.0)
+    assert idx.tolist() == list(range(6))
+    # no overflow with an absurdly fine time base
+    idx = plan_from_pts(np.arange(5, dtype=np.int64) * 10**15, first=0, end=5 * 10**15,
+                        time_base=Fraction(1, 25 * 10**15), fps=25.0)
+    assert idx.tolist() == list(range(5))
+
+
+def test_sample_aspect_ratio_is_recorded_and_pixels_kept(tmp_path: Path) -> None:
+    import av
+
+    path = tmp_path / "anamorphic.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 32, 24, "yuv420p"
+        stream.codec_context.sample_aspect_ratio = Fraction(4, 3)
+        for _ in range(20):
+            frame = av.VideoFrame.from_ndarray(np.zeros((24, 32, 3), np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    plan = probe(path, fps=25.0)
+    assert plan.sample_aspect_ratio == "4:3"
+    assert (plan.width, plan.height) == (32, 24)
+    assert next(iter_frames(plan)).shape == (20, 24, 32, 3)
+
+
+def test_shorter_than_a_snippet_is_an_error_naming_it(make_video) -> None:
+    video = make_video("short.mp4", counter_frames(12, 32, 32), fps=25.0)
+    with pytest.raises(VideoError, match=r"short\.mp4: 0\.480 s long, 12 frame\(s\) at 25\.0 fps; "
+                       r"one snippet needs 16.*known_bad\.exclude"):
+        probe(video, fps=25.0, min_frames=16)
+    assert probe(video, fps=25.0, min_frames=12).n_frames == 12
+
+
+def test_check_videos_lists_every_bad_video_at_once(make_video, tmp_path: Path) -> None:
+    good = make_video("good.mp4", counter_frames(40, 32, 32), fps=25.0)
+    short = make_video("short.mp4", counter_frames(10, 32, 32), fps=25.0)
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"not a video" * 50)
+    videos = {"good": good, "short": short, "broken": broken, "gone": tmp_path / "gone.mp4"}
+    with pytest.raises(VideoError) as info:
+        check_videos(videos, fps=25.0, min_frames=16)
+    message = str(info.value)
+    assert message.startswith("3 video(s) cannot be used")
+    for name in ("short", "broken", "gone"):
+        assert f"  {name}: " in message
+    assert "good" not in message.split("exclude")[0]
+    assert "exclude: [broken, gone, short]" in message
+    durations = check_videos({"good": good}, fps=25.0, min_frames=16)
+    assert durations == {"good": pytest.approx(1.6)}
+    assert video_duration(good) == pytest.approx(1.6)
+
+
+def test_plan_of_another_version_is_refused(make_video, tmp_path: Path) -> None:
+    video = make_video("a.mp4", counter_frames(30), fps=30.0)
+    out = tmp_path / "a.json"
+    decode(video, out, fps=25.0)
+    data = json.loads(out.read_text())
+    assert data["version"] == PLAN_VERSION
+    data["version"] = 1
+    out.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"a\.json: frame plan of version 1.*rerun the decode"):
+        FramePlan.load(out)

@@ -394,3 +394,15 @@ def test_compute_flow_torch_on_cuda(tmp_path: Path) -> None:
                               batch_pairs=3)
     assert meta["device"].startswith("cuda")
     assert meta["n_flows"] == 4
+
+
+def test_pairs_for_memory_uses_the_measured_cost() -> None:
+    from extractors.tvl1_torch import BYTES_PER_PAIR_PIXEL, pairs_for_memory
+
+    per_pair_mb = BYTES_PER_PAIR_PIXEL * 224 * 224 / 1e6
+    assert 35 < per_pair_mb < 45  # measured: about 40 MB a pair at 224×224 on the CPU
+    assert pairs_for_memory(1000, 224, 224) == int(1000 // per_pair_mb)
+    assert pairs_for_memory(1, 256, 340) == 1  # never below one pair
+    assert pairs_for_memory(4000, 256, 340) < pairs_for_memory(4000, 224, 224)
+    with pytest.raises(ValueError, match="must be positive"):
+        pairs_for_memory(0, 224, 224)

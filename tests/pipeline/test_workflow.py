@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -96,6 +97,40 @@ def test_changing_a_flow_parameter_reruns_flow_and_after(demo_run: Path, tmp_pat
     override.write_text("datasets: {demo: {flow: {params: {warps: 3}}}}\n")
     proc = snakemake(demo_run, TARGET, "--dry-run", override=override)
     assert planned_rules(proc.stdout) == {"flow", "features", "train", "infer", "evaluate"}
+
+
+def test_a_new_frame_plan_version_reruns_decode_flow_and_features(
+    demo_run: Path, tmp_path: Path
+) -> None:
+    """A copy of the code whose plan version is bumped: a dry run on the finished workflow plans
+    decode, flow, features and everything after them; the unchanged copy plans nothing."""
+    code = tmp_path / "code"
+    ignore = shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "work", "results",
+                                    "logs", ".snakemake", "benchmarks")
+    code.mkdir()
+    for item in ("Snakefile", "pipeline", "extractors", "wtal"):
+        source = REPO / item
+        if source.is_dir():
+            shutil.copytree(source, code / item, ignore=ignore)
+        else:
+            shutil.copy2(source, code / item)
+
+    def dry_run() -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(code / "Snakefile"),
+               "--directory", str(demo_run), "--configfile", str(CONFIG), "--cores", "1",
+               "--dry-run", TARGET]
+        env = {**os.environ, "PYTHONPATH": str(code)}
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env,
+                              check=True)
+
+    assert "Nothing to be done" in dry_run().stdout
+    decode_py = code / "extractors" / "decode.py"
+    text = decode_py.read_text()
+    assert "\nPLAN_VERSION = " in text
+    decode_py.write_text(re.sub(r"\nPLAN_VERSION = \d+", "\nPLAN_VERSION = 999", text))
+    planned = planned_rules(dry_run().stdout)
+    assert {"decode", "flow", "features", "train", "infer", "evaluate"} <= planned
+    assert "index" not in planned
 
 
 def test_invalid_setting_is_rejected_by_the_schema(demo_run: Path, tmp_path: Path) -> None:

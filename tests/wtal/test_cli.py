@@ -56,3 +56,40 @@ def test_unknown_training_setting_is_refused(tmp_path: Path) -> None:
         main(["train", "--index", "i.json", "--features", "x.npy", "--model", "cas_baseline",
               "--out-model", str(tmp_path / "m.pt"), "--out-log", str(tmp_path / "t.json"),
               "--set", "learning_rate=0.1"])
+
+
+def test_flow_by_hand_with_the_torch_backend_and_a_memory_budget(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+    import zipfile
+
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 255, size=(6, 36, 44, 3), dtype=np.uint8)  # 44×36: upsampled
+    video = write_video(tmp_path / "v.mp4", frames, fps=25.0)
+    plan, flow = tmp_path / "p.json", tmp_path / "f.zip"
+    assert main(["decode", str(video), "--fps", "25", "--out", str(plan)]) == 0
+    cheap = ["--param", "nscales=1", "warps=1", "inner_iterations=2", "outer_iterations=1"]
+    assert main(["flow", str(plan), "--out", str(flow), "--short-side", "48", "--backend",
+                 "torch", "--device", "cpu", "--memory-budget-mb", "20", *cheap]) == 0
+    assert "5 flows of 59x48" in capsys.readouterr().out  # short side 36 → 48, never kept small
+    with zipfile.ZipFile(flow) as archive:
+        meta = json.loads(archive.read("meta.json"))
+    assert (meta["backend"], meta["device"]) == ("torch", "cpu")
+    assert main(["flow", str(plan), "--out", str(tmp_path / "g.zip"), "--backend", "opencv",
+                 "--device", "cuda"]) == 2
+    assert "opencv TV-L1 backend runs on the CPU" in capsys.readouterr().err
+    assert main(["flow", str(plan), "--out", str(tmp_path / "h.zip"), "--backend", "torch",
+                 "--device", "cpu", "--batch-pairs", "2", "--memory-budget-mb", "20"]) == 2
+    assert "not both" in capsys.readouterr().err
+    assert not (tmp_path / "g.zip").exists()
+    assert not (tmp_path / "h.zip").exists()
+
+
+def test_decode_by_hand_refuses_a_video_shorter_than_a_snippet(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    video = write_video(tmp_path / "tiny.mp4", counter_frames(10, 32, 32), fps=25.0)
+    assert main(["decode", str(video), "--fps", "25", "--min-frames", "16",
+                 "--out", str(tmp_path / "p.json")]) == 2
+    err = capsys.readouterr().err
+    assert "tiny.mp4: 0.400 s long, 10 frame(s)" in err
+    assert "known_bad.exclude" in err

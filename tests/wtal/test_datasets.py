@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 from conftest import counter_frames, write_video
 
+from extractors.decode import VideoError
 from wtal.datasets import (
     SubsetSpec,
     build_index,
@@ -95,6 +96,7 @@ def test_missing_class_file_is_clear(thumos_like: Path) -> None:
 
 def test_missing_video_file(thumos_like: Path) -> None:
     (thumos_like / "validation" / "video_validation_0000002.mp4").unlink()
-    with pytest.raises(FileNotFoundError, match="video_validation_0000002"):
+    with pytest.raises(VideoError,
+                       match=r"video_validation_0000002: no video file in .*validation"):
         build_index(dataset="toy", classes=CLASSES, subsets=[SubsetSpec(**SUBSETS[0])],
                     fps=25.0, root=thumos_like)

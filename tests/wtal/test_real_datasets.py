@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from conftest import counter_frames, write_video
 
+from extractors.decode import VideoError
 from wtal.datasets import (
     THUMOS14_KNOWN_BAD,
     THUMOS14_UCF101_IDS,
@@ -108,7 +109,7 @@ def test_thumos14_papers_policy(thumos: Path) -> None:
 
 
 def test_thumos14_keep_everything_and_clip(thumos: Path) -> None:
-    with pytest.raises(FileNotFoundError, match=r"test: no video file for 'video_test_0000270'"):
+    with pytest.raises(VideoError, match=r"video_test_0000270: no video file in .*test \(looked"):
         thumos_index(thumos, KnownBad())
     index, gt = thumos_index(thumos, KnownBad(exclude=("video_test_0000270",),
                                               out_of_range="clip"))
