@@ -54,9 +54,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 PARTS = ("tests", "flow", "i3d", "models", "demo")
 INJECTED = {"fail": "injected-failure", "hang": "injected-hang"}  # the harness's own test
-# Seconds per part. Full: they add up to 465 s, so with start-up the whole fits in 8 minutes.
+# Seconds per part, each a bound against a hang; a part also gets at most what is left of the
+# whole command's budget (BUDGET_S), so that with start-up the full check fits in 8 minutes.
 LIMITS = {
-    "full": {"tests": 80, "flow": 100, "i3d": 45, "models": 110, "demo": 130},
+    "full": {"tests": 90, "flow": 110, "i3d": 45, "models": 100, "demo": 150},
     "quick": {"tests": 60, "flow": 60, "i3d": 45, "models": 150, "demo": 180},
 }
 BUDGET_S = {"full": 470, "quick": 480}  # the whole command; a part gets at most what is left
@@ -300,7 +301,8 @@ def part_flow(cfg: dict[str, Any], rec: Recorder) -> None:
     params = TVL1Params(**size["params"])  # full: OpenCV's defaults, the papers' parameters
     compiled = on_gpu  # what compute_flow_torch does by default
     rec.set("params", params.to_dict())
-    workers = max(1, min(8, (os.cpu_count() or 1) - 1)) if cfg["mode"] == "full" else 1
+    cores = os.cpu_count() or 1
+    workers = max(1, min(8, cores - 1)) if cfg["mode"] == "full" else min(2, cores)
     rec.note(f"OpenCV runs each pair on one thread (cv2.setNumThreads(1)), {workers} pair(s) "
              f"side by side in separate processes; its one-core rate is pairs / summed seconds")
     rec.note(f"torch: tvl1_pairs on {dev}, {'compiled' if compiled else 'eager'} (the "
@@ -580,22 +582,30 @@ def one_step(name: str, size: dict[str, Any], device: Any,
             module.p = 0.0
     net.to(device).train()
     x, mask, labels = step_batch(size)
-    loss = batch_loss(net, x.to(device), mask.to(device), labels.to(device), settings=settings,
-                      epoch=max(settings.epochs - 1, 0))
+    x, mask, labels = x.to(device), mask.to(device), labels.to(device)
+    sync(device)
+    start = time.perf_counter()
+    loss = batch_loss(net, x, mask, labels, settings=settings, epoch=max(settings.epochs - 1, 0))
     loss.backward()
+    sync(device)
+    seconds = time.perf_counter() - start
     grads = {k: p.grad.detach().cpu() for k, p in net.named_parameters() if p.grad is not None}
-    return {"loss": float(loss.item()), "grads": grads, "state": state}
+    return {"loss": float(loss.item()), "grads": grads, "state": state, "seconds": seconds}
 
 
 def worker_models_reference(cfg: dict[str, Any], rec: Recorder) -> None:
     """The CPU side of the one-step comparison, in a process of its own (one thread)."""
     import torch
 
-    torch.set_num_threads(1)
+    threads = 1 if cfg["mode"] == "quick" else min(4, os.cpu_count() or 1)
+    torch.set_num_threads(threads)
     size = SIZES["models"][cfg["mode"]]
     for name in model_names():
         try:
-            torch.save(one_step(name, size, "cpu", None), Path(cfg["scratch"]) / f"{name}.pt")
+            step = one_step(name, size, "cpu", None)
+            torch.save(step, Path(cfg["scratch"]) / f"{name}.pt")
+            rec.figure(f"{name} step on the CPU ({threads} thread{'s' if threads > 1 else ''})",
+                       step["seconds"], "s", note="forward and backward, first call")
             rec.check(f"{name} CPU step", True, "written")
         except Exception as exc:  # recorded; the other models go on
             rec.check(f"{name} CPU step", False, f"{type(exc).__name__}: {exc}")
@@ -637,7 +647,7 @@ def part_models(cfg: dict[str, Any], rec: Recorder) -> None:
             {"features": "random normal, float32", "labels": "one random class per video"})
     rec.note(f"one step: batch {size['step_batch']} x {size['step_snippets']} snippets, one "
              f"shorter (padded), dropout off, the last epoch's objective; CPU side in a second "
-             f"process with one thread; TF32 off on the device for it; tolerances: loss "
+             f"process (quick: one thread); TF32 off on the device for it; tolerances: loss "
              f"{LOSS_RTOL} relative, gradients {GRAD_RTOL} of each tensor's max + {GRAD_ATOL}")
     rec.note("epoch: wtal.train's main loop (THUMOS14 settings of each model's settings file), "
              "timed apart from the pretrain hook, which gets no trimmed clips (as train() "
@@ -653,6 +663,9 @@ def part_models(cfg: dict[str, Any], rec: Recorder) -> None:
     print((scratch / "ref.log").read_text()[-4000:], flush=True)
     if proc != 0:
         rec.note(f"the CPU reference process ended with status {proc} (None: out of time)")
+    if ref_result.exists():
+        for key, fig in json.loads(ref_result.read_text())["figures"].items():
+            rec.figure(key, fig.pop("value"), fig.pop("unit"), **fig)
     rng = np.random.default_rng(0)  # the epoch's data, shared by the models
     feats = [rng.standard_normal((size["snippets"], size["dim"]), dtype=np.float32)
              for _ in range(size["videos"])]
@@ -660,12 +673,14 @@ def part_models(cfg: dict[str, Any], rec: Recorder) -> None:
     labels[np.arange(size["videos"]), rng.integers(0, size["classes"], size["videos"])] = 1.0
     torch.backends.cuda.matmul.allow_tf32 = False
     allow_tf32 = torch.backends.cudnn.allow_tf32
-    for n_done, name in enumerate(names):
-        # what is left of the part's time, shared by the models still to run (both checks)
+    def share(n_done: int) -> float:
+        """What is left of the part's time, shared by the models still to run."""
         left = cfg["limit_s"] - (time.monotonic() - started) - 2
-        per_model = max(left, 1) / (len(names) - n_done) / 2
+        return max(left, 1.0) / (len(names) - n_done)
+
+    for n_done, name in enumerate(names):
         try:
-            with deadline(per_model):
+            with deadline(share(n_done)):
                 ref_path = scratch / f"{name}.pt"
                 if not ref_path.exists():
                     raise RuntimeError("the CPU reference step did not finish")
@@ -675,6 +690,8 @@ def part_models(cfg: dict[str, Any], rec: Recorder) -> None:
                     got = one_step(name, size, dev, ref["state"])
                 finally:
                     torch.backends.cudnn.allow_tf32 = allow_tf32
+                rec.figure(f"{name} step on {dev.type}", got["seconds"], "s",
+                           note="forward and backward, first call (start-up included)")
                 ok, figures, text = compare_step(ref, got)
                 rec.figure(f"{name} step: loss |diff|", figures["loss_abs_diff"], "loss units")
                 rec.figure(f"{name} step: max gradient diff", figures["grad_max_rel_diff"],
@@ -685,7 +702,7 @@ def part_models(cfg: dict[str, Any], rec: Recorder) -> None:
             rec.check(f"{name}: one step, {dev.type} vs CPU, equal within tolerance", False,
                       f"{type(exc).__name__}: {exc}")
         try:
-            with deadline(per_model):
+            with deadline(share(n_done)):
                 args, settings = model_settings(
                     name, max_snippets=size["snippets"] if cfg["mode"] == "quick" else None)
                 if name == "assg":
