@@ -690,7 +690,7 @@ def part_models(cfg: dict[str, Any], rec: Recorder) -> None:
                     got = one_step(name, size, dev, ref["state"])
                 finally:
                     torch.backends.cudnn.allow_tf32 = allow_tf32
-                rec.figure(f"{name} step on {dev.type}", got["seconds"], "s",
+                rec.figure(f"{name} step on the device ({dev.type})", got["seconds"], "s",
                            note="forward and backward, first call (start-up included)")
                 ok, figures, text = compare_step(ref, got)
                 rec.figure(f"{name} step: loss |diff|", figures["loss_abs_diff"], "loss units")
