@@ -393,8 +393,8 @@ def part_i3d(cfg: dict[str, Any], rec: Recorder) -> None:
 
     # device vs CPU, fp32, on the same weights and clips
     x_small = inputs(size["cpu_batch"])
-    cpu_out = features(x_small, None)
     if on_gpu:
+        cpu_out = features(x_small, None)
         for s in streams.values():
             s.net.to(dev)
         dev_out = features({k: v.to(dev) for k, v in x_small.items()}, None).cpu()
