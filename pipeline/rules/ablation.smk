@@ -28,6 +28,7 @@ rule ablation:
     resources:
         mem_mb=8000,
         runtime=1440,
+        gpu=device_gpus,
     conda:
         "../../envs/wtal.yaml"
     script:

@@ -282,6 +282,27 @@ def device():
     return config["device"]
 
 
+def device_gpus(wildcards):
+    """GPUs asked for by a job that runs on ``device`` (features, train, infer, report,
+    ablation): 1 with ``device: cuda``, else 0.
+
+    The SLURM profile turns ``gpu: 1`` into ``sbatch --gpus=1``; locally it limits nothing
+    unless ``--resources gpu=N`` is given. ``auto`` asks for none: it takes a GPU only where
+    the node happens to have one.
+    """
+    return 1 if config["device"] == "cuda" else 0
+
+
+def flow_gpus(wildcards):
+    """1 when the dataset's flow runs the torch TV-L1 backend on CUDA, else 0: backend torch or
+    auto with flow.device cuda, or with flow.device auto while ``device`` is cuda (a job given
+    no GPU would find none); OpenCV, or flow.device cpu, asks for none."""
+    flow = dataset_config(wildcards.dataset)["flow"]
+    backend, where = flow.get("backend", "opencv"), flow.get("device", "auto")
+    on_cuda = where == "cuda" or (where == "auto" and config["device"] == "cuda")
+    return 1 if backend in ("torch", "auto") and on_cuda else 0
+
+
 def model_args(wildcards):
     return model_config(wildcards.model, wildcards.dataset)["args"]
 

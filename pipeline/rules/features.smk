@@ -33,6 +33,7 @@ rule features:
     resources:
         mem_mb=4000,
         runtime=120,
+        gpu=device_gpus,
     conda:
         "../../envs/wtal.yaml"
     script:

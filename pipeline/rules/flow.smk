@@ -15,6 +15,7 @@ rule flow:
     resources:
         mem_mb=2000,
         runtime=240,
+        gpu=flow_gpus,
     conda:
         "../../envs/wtal.yaml"
     script:

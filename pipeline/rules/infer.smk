@@ -21,6 +21,7 @@ rule infer:
     resources:
         mem_mb=4000,
         runtime=60,
+        gpu=device_gpus,
     conda:
         "../../envs/wtal.yaml"
     script:

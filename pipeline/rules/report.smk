@@ -58,6 +58,7 @@ rule report:
     resources:
         mem_mb=4000,
         runtime=30,
+        gpu=device_gpus,
     conda:
         "../../envs/wtal.yaml"
     script:

@@ -48,6 +48,7 @@ rule train:
     resources:
         mem_mb=8000,
         runtime=600,
+        gpu=device_gpus,
     conda:
         "../../envs/wtal.yaml"
     script:

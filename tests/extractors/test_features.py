@@ -30,7 +30,7 @@ def moving_square_frames(n: int, *, color: tuple[int, int, int] = (200, 40, 40))
 def decoded(tmp_path: Path) -> tuple[Path, Path]:
     video = write_video(tmp_path / "v.mp4", moving_square_frames(45), fps=30.0)
     plan = tmp_path / "plan.json"
-    decode(video, plan, fps=25.0)  # 37 frames at 25 fps
+    decode(video, plan, fps=25.0)  # 1.5 s: 38 frames at 25 fps (times 0 .. 1.48 s)
     flow = tmp_path / "flow.zip"
     flow_stage(plan, flow, params=CHEAP, short_side=48, codec="png")
     return plan, flow
@@ -45,7 +45,7 @@ def settings(**kw: object) -> I3DSettings:
 def test_flow_stage_writes_one_flow_per_frame_pair(decoded: tuple[Path, Path]) -> None:
     _, flow = decoded
     with FlowCache(flow) as cache:
-        assert len(cache) == 36
+        assert len(cache) == 37
         assert (cache.meta["width"], cache.meta["height"]) == (64, 48)
         assert cache.meta["backend"] == "opencv"
         assert cache.meta["params"]["nscales"] == 2
@@ -61,12 +61,12 @@ def test_features_shape_sidecar_and_determinism(decoded: tuple[Path, Path], tmp_
     out = tmp_path / "feats" / "v.npy"
     side = extract_i3d(plan, flow, out, settings=settings(), device="cpu")
     feats, sidecar = load_features(out)
-    assert feats.shape == (4, 2048)  # (37 - 8) // 8 + 1 snippets
+    assert feats.shape == (4, 2048)  # (38 - 8) // 8 + 1 snippets
     assert feats.dtype == np.float32
     assert np.isfinite(feats).all()
     assert sidecar == side
     assert sidecar["streams"] == {"rgb": [0, 1024], "flow": [1024, 2048]}
-    assert sidecar["grid"] == {"fps": 25.0, "n_frames": 37, "length": 8, "stride": 8}
+    assert sidecar["grid"] == {"fps": 25.0, "n_frames": 38, "length": 8, "stride": 8}
     assert sidecar["weights"]["rgb"] == {"source": "none", "seed": 0}
     assert sidecar["flow"]["params"]["warps"] == 2
     assert sidecar["frames"]["crop"] == 32
@@ -131,9 +131,9 @@ def read_views(plan: Path, flow: Path, crop: int) -> tuple[list[np.ndarray], lis
     from extractors.decode import FramePlan, iter_frames
 
     fp = FramePlan.load(plan)
-    frames = np.concatenate(list(iter_frames(fp, short_side=48)))  # (37, 48, 64, 3)
+    frames = np.concatenate(list(iter_frames(fp, short_side=48)))  # (38, 48, 64, 3)
     with FlowCache(flow) as cache:
-        flows = np.stack([cache[i] for i in range(len(cache))])  # (36, 48, 64, 2)
+        flows = np.stack([cache[i] for i in range(len(cache))])  # (37, 48, 64, 2)
     h, w = frames.shape[1:3]
     spots = [(0, 0), (0, w - crop), (h - crop, 0), (h - crop, w - crop),
              ((h - crop) // 2, (w - crop) // 2)]
@@ -224,7 +224,7 @@ def test_backbone_shapes_sidecar_and_determinism(
     assert sidecar == side
     assert sidecar["extractor"] == extractor
     assert sidecar["streams"] == streams
-    assert sidecar["frames"]["frame_count"] == 37
+    assert sidecar["frames"]["frame_count"] == 38
     assert sidecar["frames"]["fps"] == 25.0
     assert sidecar["code_version"]
     assert set(sidecar["weights"]) == set(streams)

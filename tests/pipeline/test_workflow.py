@@ -132,6 +132,43 @@ def test_a_new_frame_plan_version_reruns_decode_flow_and_features(
     planned = planned_rules(dry_run().stdout)
     assert {"decode", "flow", "features", "train", "infer", "evaluate"} <= planned
     assert "index" not in planned
+def planned_gpus(output: str) -> dict[str, set[int]]:
+    """The ``gpu`` resource of every job a dry run plans, per rule (-1: none declared)."""
+    found: dict[str, set[int]] = {}
+    for block in re.split(r"^(?:local)?rule ", output, flags=re.MULTILINE)[1:]:
+        rule = block.split(":", 1)[0]
+        res = re.search(r"^\s+resources: (.*)$", block, re.MULTILINE)
+        gpu = re.search(r"\bgpu=(\d+)", res.group(1)) if res else None
+        found.setdefault(rule, set()).add(int(gpu.group(1)) if gpu else -1)
+    return found
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        # device cuda and the torch TV-L1 backend on CUDA: every GPU stage asks for one GPU
+        ("device: cuda\ndatasets: {demo: {flow: {backend: torch, device: cuda}}}\n",
+         {"flow": {1}, "features": {1}, "train": {1}, "infer": {1}, "evaluate": {-1}}),
+        # device auto (the test config) and OpenCV flow: none does, so a CPU cluster runs it
+        ("datasets: {demo: {flow: {params: {warps: 3}}}}\n",
+         {"flow": {0}, "features": {0}, "train": {0}, "infer": {0}, "evaluate": {-1}}),
+        # the torch backend with its device left on auto follows device: cuda ...
+        ("device: cuda\ndatasets: {demo: {flow: {backend: torch, params: {warps: 3}}}}\n",
+         {"flow": {1}, "features": {1}, "train": {1}, "infer": {1}, "evaluate": {-1}}),
+        # ... OpenCV flow never asks for one
+        ("device: cuda\ndatasets: {demo: {flow: {params: {warps: 3}}}}\n",
+         {"flow": {0}, "features": {1}, "train": {1}, "infer": {1}, "evaluate": {-1}}),
+    ],
+    ids=["cuda", "cpu", "cuda-torch-flow-auto", "cuda-opencv-flow"],
+)
+def test_gpu_stages_declare_the_gpus_they_use(
+    demo_run: Path, tmp_path: Path, override: str, expected: dict[str, set[int]]
+) -> None:
+    path = tmp_path / "override.yaml"
+    path.write_text(override)
+    proc = snakemake(demo_run, TARGET, "--dry-run", override=path)
+    gpus = planned_gpus(proc.stdout)
+    assert {rule: gpus.get(rule) for rule in expected} == expected, proc.stdout[-3000:]
 
 
 def test_invalid_setting_is_rejected_by_the_schema(demo_run: Path, tmp_path: Path) -> None:
