@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +27,18 @@ from extractors.grid import SnippetGrid
 from wtal.evaluate import write_thumos14_detections
 from wtal.io import save_npy, write_json
 from wtal.models import build_model
+from wtal.models.base import Candidate, Localizer
 from wtal.postprocess import hard_nms, minmax, outer_inner_score, runs_above, soft_nms
 from wtal.sampling import rescale
+from wtal.settings import InferSettings
+
+__all__ = ["Candidate", "InferSettings", "cas_candidates", "finish_detections", "infer",
+           "load_model", "localize", "model_input", "predict_video"]
 
 
-@dataclass(frozen=True)
-class InferSettings:
-    """Post-processing settings."""
-
-    class_threshold: float = 0.2  # localise classes whose video score reaches this
-    cas_thresholds: tuple[float, ...] = field(
-        default=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-    )  # levels on the min-max normalised CAS
-    inflation: float = 0.25  # outer band of the outer-inner contrast, fraction of the length
-    video_score_weight: float = 0.2  # weight of the video-level score in a segment's confidence
-    nms: str = "soft"  # soft (Gaussian, Eq. 7), hard, or none
-    nms_iou: float = 0.5  # θ of Eq. (7) / IoU threshold of hard NMS
-    soft_nms_epsilon: float = 0.75  # ε of Eq. (7)
-    max_per_video: int = 100  # detections kept per video (over all classes)
-
-
-def load_model(path: str | os.PathLike[str], device: torch.device) -> tuple[Any, dict[str, Any]]:
+def load_model(
+    path: str | os.PathLike[str], device: torch.device
+) -> tuple[Localizer, dict[str, Any]]:
     """Load a checkpoint written by the train stage; returns (model in eval mode, checkpoint)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     for key in ("model", "model_args", "in_dim", "classes", "state_dict"):
@@ -69,22 +60,17 @@ def model_input(ckpt: dict[str, Any], features: np.ndarray, device: torch.device
     return torch.from_numpy(x.astype(np.float32)).unsqueeze(0).to(device)
 
 
-Candidate = tuple[int, float, float, float]  # (class index, start, end, score); snippet units
-
-
 def predict_video(
-    net: Any, ckpt: dict[str, Any], features: np.ndarray, device: torch.device,
+    net: Localizer, ckpt: dict[str, Any], features: np.ndarray, device: torch.device,
     settings: InferSettings | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[Candidate] | None]:
     """CAS probabilities (T, C), video scores (C,) and the model's own candidates of one video.
 
-    A model that maps its outputs to probabilities its own way (a background class, an
-    attention-weighted CAS, a fused two-stream score) defines ``probabilities(out)`` returning
-    ``(cas (B, T, C), video_scores (B, C))`` in [0, 1]; otherwise both are sigmoids.
-    A model with its own localisation (KT-MGFN's boundary regression, ECM's and CPMN's
-    grouping, TSRNet's Eq. 10-11) defines ``detect(out, *, settings)`` returning candidates
-    ``(class, start, end, score)`` in continuous snippet coordinates (snippet t covers
-    [t, t + 1)); they are None for the other models (and when ``settings`` is None).
+    Through the model's contract (:class:`wtal.models.base.Localizer`): ``probabilities(out)``
+    gives ``(cas (B, T, C), video_scores (B, C))`` in [0, 1]; ``candidates(out, settings=…)``
+    the model's own ``(class, start, end, score)`` in continuous snippet coordinates (snippet t
+    covers [t, t + 1)), or None when the model leaves localisation to
+    :func:`cas_candidates` (and always None when ``settings`` is None).
 
     A model trained on sequences rescaled to a fixed length (``feature_length``) sees the video
     rescaled the same way; its CAS and candidates are mapped back to the video's own snippets.
@@ -99,16 +85,11 @@ def predict_video(
         return rescale(cas, len(features)), scores, cands
     with torch.inference_mode():
         out = net(model_input(ckpt, features, device))
-        probabilities = getattr(net, "probabilities", None)
-        if callable(probabilities):
-            cas_t, scores_t = probabilities(out)  # (1, T, C), (1, C)
-        else:
-            cas_t, scores_t = torch.sigmoid(out.cas), torch.sigmoid(out.video_logits)
-        detect = getattr(net, "detect", None)
+        cas_t, scores_t = net.probabilities(out)  # (1, T, C), (1, C)
         candidates = None
-        if settings is not None and callable(detect):
-            candidates = [(int(c), float(s), float(e), float(sc))
-                          for c, s, e, sc in detect(out, settings=settings)]
+        found = None if settings is None else net.candidates(out, settings=settings)
+        if found is not None:
+            candidates = [(int(c), float(s), float(e), float(sc)) for c, s, e, sc in found]
     return cas_t[0].cpu().numpy(), scores_t[0].cpu().numpy(), candidates  # (T, C), (C,)
 
 
@@ -199,7 +180,7 @@ def localize(
         grid: the video's snippet grid (maps snippet coordinates to seconds).
         classes: class names.
         settings: post-processing settings.
-        candidates: the model's own candidates (``detect``), if it has them.
+        candidates: the model's own candidates (``Localizer.candidates``), if it has them.
 
     Returns:
         ActivityNet-format detections ``{"label", "score", "segment"}``, best first.

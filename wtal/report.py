@@ -21,9 +21,9 @@ Figures are drawn with matplotlib's object-oriented API on the Agg canvas (no py
 display, no global backend state). Time comes from the feature sidecars' snippet grid
 (:class:`extractors.grid.SnippetGrid`), as in the infer stage.
 
-Models expose their per-module scores with a ``score_sequences(x, mask=None)`` method returning
-named ``(B, T, C)`` or ``(B, T)`` tensors in [0, 1]; a model without it is shown through the
-CAS its ``probabilities`` give the infer stage.
+Models expose their per-module scores through their contract's ``score_sequences(x, mask=None)``
+(:class:`wtal.models.base.Localizer`), named ``(B, T, C)`` or ``(B, T)`` tensors in [0, 1]; by
+default the CAS its ``probabilities`` give the infer stage.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ from wtal.evaluate import (
     thumos_overlap,
 )
 from wtal.io import atomic_path, read_json, write_json
+from wtal.models.base import Localizer
 
 logger = logging.getLogger(__name__)
 
@@ -125,30 +126,28 @@ def choose_videos(
 
 
 def named_scores(
-    net: Any, ckpt: Mapping[str, Any], features: np.ndarray, device: torch.device
+    net: Localizer, ckpt: Mapping[str, Any], features: np.ndarray, device: torch.device
 ) -> dict[str, np.ndarray]:
-    """The model's named per-snippet score sequences of one video.
+    """The model's named per-snippet score sequences of one video
+    (:meth:`wtal.models.base.Localizer.score_sequences`).
 
-    Features are normalised with the checkpoint's training statistics, as in the infer stage.
-    A model with ``score_sequences`` gives its own (``(T, C)`` or ``(T,)`` each); any other is
-    shown through the CAS of :func:`wtal.infer.predict_video` under the name ``cas``.
+    Features are normalised with the checkpoint's training statistics, as in the infer stage;
+    a model trained on sequences rescaled to ``feature_length`` sees the video rescaled alike,
+    and its sequences are mapped back to the video's own snippets.
 
     Returns:
         name → float32 array, (T, C) or (T,).
-    """
-    method = getattr(net, "score_sequences", None)
-    if not callable(method):
-        from wtal.infer import predict_video
 
-        cas, _, _ = predict_video(net, dict(ckpt), features, device)
-        return {"cas": cas.astype(np.float32)}
+    Raises:
+        ValueError: a sequence is not (T,) or (T, C) on the video's snippets.
+    """
     from wtal.infer import model_input
     from wtal.sampling import rescale
 
     length = ckpt.get("train_settings", {}).get("feature_length")
     seen = features if length is None else rescale(features, length)  # as in training
     with torch.inference_mode():
-        seqs = method(model_input(dict(ckpt), seen, device))
+        seqs = net.score_sequences(model_input(dict(ckpt), seen, device))
     out: dict[str, np.ndarray] = {}
     for name, value in seqs.items():
         arr = value[0].detach().float().cpu().numpy()
@@ -156,6 +155,7 @@ def named_scores(
             # back to the video's own snippets
             arr = (rescale(arr, len(features)) if arr.ndim == 2
                    else rescale(arr[:, None], len(features))[:, 0])
+        if arr.ndim not in (1, 2) or arr.shape[0] != len(features):
             raise ValueError(f"{type(net).__name__}.score_sequences: {name!r} has shape "
                              f"{arr.shape}, expected ({len(features)},) or ({len(features)}, C)")
         out[name] = arr.astype(np.float32)

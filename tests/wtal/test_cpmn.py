@@ -502,7 +502,7 @@ def test_detect_thresholds_each_modality_for_the_top_two_classes() -> None:
     flow[6, 1] = 0.4
     rgb[3, 2] = flow[3, 2] = 0.9  # class 2 is the third class: not localised
     scores = np.array([0.9, 0.5, 0.3])
-    found = model.detect(fixed_output(model, {"rgb": rgb, "flow": flow}, scores), settings=None)
+    found = model.candidates(fixed_output(model, {"rgb": rgb, "flow": flow}, scores), settings=None)
     fused = (rgb + flow) / 2
 
     def conf(c: int, first: int, last: int) -> float:
@@ -513,7 +513,7 @@ def test_detect_thresholds_each_modality_for_the_top_two_classes() -> None:
     for (_, _, _, score), (c, f, la) in zip(found, expected, strict=True):
         assert score == pytest.approx(conf(c, f, la), rel=1e-6)
     top1 = two(mining=False, pam=False, top_classes=1, theta=0.5)
-    found1 = top1.detect(fixed_output(top1, {"rgb": rgb, "flow": flow}, scores), settings=None)
+    found1 = top1.candidates(fixed_output(top1, {"rgb": rgb, "flow": flow}, scores), settings=None)
     assert [(c, s, e) for c, s, e, _ in found1] == [(0, 1, 3), (0, 2, 4)]
 
 
@@ -522,14 +522,14 @@ def test_detect_on_a_real_output_gives_segments_inside_the_video() -> None:
     model = two().eval()
     with torch.no_grad():
         out = model(torch.randn(1, 25, 16))
-    found = model.detect(out, settings=InferSettings())
+    found = model.candidates(out, settings=InferSettings())
     assert found
     assert {c for c, *_ in found} <= set(torch.topk(model.probabilities(out)[1][0], 2)[1].tolist())
     for _, start, end, score in found:
         assert 0 <= start < end <= 25
         assert 0.0 <= score <= 1.0
     with pytest.raises(ValueError, match="one video"):
-        model.detect(model(torch.randn(2, 25, 16)), settings=None)
+        model.candidates(model(torch.randn(2, 25, 16)), settings=None)
 
 
 # -- training -----------------------------------------------------------------------------------

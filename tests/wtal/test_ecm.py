@@ -366,7 +366,7 @@ def test_detect_drops_classes_under_tau_and_groups_the_normalised_cas() -> None:
                     post_bg_logits=None, action_weights=None, mask=torch.ones(1, 6, dtype=bool))
     settings = InferSettings(class_threshold=0.25, cas_thresholds=(0.5, 0.9), inflation=0.25,
                              video_score_weight=0.2)
-    found = model.detect(out, settings=settings)
+    found = model.candidates(out, settings=settings)
     assert {c for c, *_ in found} == {0, 1}  # class 2 (0.1 < τ) dropped
     norm0 = np.array([0.0, 1.0, 0.0, 1.0, 0.0, 0.5])  # class 0 min-max normalised
     spans0 = sorted((s, e) for c, s, e, _ in found if c == 0)
@@ -379,7 +379,7 @@ def test_detect_drops_classes_under_tau_and_groups_the_normalised_cas() -> None:
     spans1 = sorted((s, e) for c, s, e, _ in found if c == 1)
     assert spans1 == [(0, 1)]  # 1.0 at t=0, 0.2 at t=4
     settings_high = InferSettings(class_threshold=0.9, cas_thresholds=(0.5,))
-    assert {c for c, *_ in model.detect(out, settings=settings_high)} == {0}  # best class kept
+    assert {c for c, *_ in model.candidates(out, settings=settings_high)} == {0}  # best class kept
     with pytest.raises(ValueError, match="tag_gammas"):
         make(tag_gammas=[0.0])
 

@@ -53,11 +53,12 @@ Readings of what the paper leaves open (each documented where it is implemented)
   ``H`` instead, the classifier pushed the background snippets left after erasing towards
   the video's class, against the background seeds, and on the demo the SSG never settled
   (mAP@0.5 0.66 against 0.875, same seed and proposal level).
-* **Alternation** (Algorithm 1, lines 13 and 17): the model counts its training steps; the
-  1st, 3rd, … minimise ``L_seed`` (all SSG parameters), the others ``L_class``, which updates the
-  feature map's parameters (``F``, line 17) only: the head is applied with detached weights.
-  The generic loop zeroes gradients with ``set_to_none``, so what a step's loss does not
-  involve is not updated by Adam. Both losses are logged at every step.
+* **Alternation** (Algorithm 1, lines 13 and 17): by the main loop's step count (``step`` of
+  :meth:`ASSG.loss`, from 0): the 1st, 3rd, … minimise ``L_seed`` (all SSG parameters), the
+  others ``L_class``, which updates the feature map's parameters (``F``, line 17) only: the
+  head is applied with detached weights. The training loop zeroes gradients with
+  ``set_to_none``, so what a step's loss does not involve is not updated by Adam. Both losses
+  are logged at every step.
 * **Streams**: RGB and flow are trained separately in the paper; here one sub-network per
   column range of ``streams`` (``None``: one stream of all columns), on the same batches,
   with the loss the sum of the streams' losses. The streams share no parameter, and Adam's
@@ -65,7 +66,7 @@ Readings of what the paper leaves open (each documented where it is implemented)
   separately on the same batches (tested: one stream's gradients do not depend on the
   other's features). One seed network on all columns gives both streams their seeds.
 * **Prediction** (§3.5, Eq. 6): the streams' heatmaps are fused with λ (RGB) and 1 − λ (flow)
-  (equal weights for other stream names); :meth:`ASSG.detect` thresholds the fused heatmap of
+  (equal weights for other stream names); :meth:`ASSG.candidates` thresholds the fused heatmap of
   each selected class at the levels ``cas_thresholds`` and scores a run by its mean fused
   heatmap (Eq. 6), plus ``video_score_weight`` times the video score (0 in the paper's
   settings); the generic loop then applies NMS. The proposal level is not in the paper; the
@@ -98,13 +99,14 @@ from torch import Tensor, nn
 
 from wtal.fitting import fit_on_sequences
 from wtal.losses import multilabel_bce
+from wtal.models.base import Localizer, Pretrained, Trimmed
 from wtal.models.cas_baseline import CASBaseline
 from wtal.models.registry import register_model
 from wtal.postprocess import runs_above
 from wtal.sampling import shot_boundaries
 
 if TYPE_CHECKING:
-    from wtal.train import TrainSettings
+    from wtal.settings import InferSettings, TrainSettings
 
 logger = logging.getLogger(__name__)
 
@@ -292,7 +294,7 @@ class SSGStream(nn.Module):
 # ---- the model --------------------------------------------------------------------------------
 
 
-class ASSG(nn.Module):
+class ASSG(Localizer):
     """Seed network → per-stream SSG + self-adaptive classifier, trained adversarially."""
 
     def __init__(
@@ -369,22 +371,12 @@ class ASSG(nn.Module):
         self.seed_batch_size = seed_batch_size
         self.seed_lr = seed_lr
         self.video_scores = video_scores
-        self.steps = 0  # training steps taken (Algorithm 1 alternation); not saved
-        self._pretraining = False
-        self.seed_net.eval()  # frozen except in pretrain (see train())
+        self.seed_net.eval()  # trained by pretrain only
 
-    # -- modes ----------------------------------------------------------------------------------
-
-    def train(self, mode: bool = True) -> ASSG:
-        """Set the mode; the seed network stays in evaluation mode except while pretraining."""
-        super().train(mode)
-        if not self._pretraining:
-            self.seed_net.eval()
-        return self
-
-    def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        """Hook 3: the SSG streams' parameters only (the seed network is frozen)."""
-        return [{"params": list(self.ssg.parameters()), "lr": lr}]
+    def frozen_modules(self) -> Sequence[nn.Module]:
+        """The seed network: trained by :meth:`pretrain`, then frozen (evaluation mode, not in
+        the optimiser) while the SSG streams train."""
+        return (self.seed_net,)
 
     # -- forward --------------------------------------------------------------------------------
 
@@ -477,21 +469,22 @@ class ASSG(nn.Module):
         return torch.cat([bg.unsqueeze(1), fg], dim=1)
 
     def loss(
-        self, out: ASSGOutput, labels: Tensor, mask: Tensor, *, epoch: int
+        self, out: ASSGOutput, labels: Tensor, mask: Tensor, *, epoch: int, step: int = 0,
+        reference: Any = None, video_loss: str = "bce",
     ) -> tuple[Tensor, dict[str, float]]:
-        """Algorithm 1 through the generic loop: alternate L_seed and L_class steps.
+        """Algorithm 1 through the main loop: alternate L_seed (even ``step``) and L_class
+        (odd ``step``) steps; ``epoch``, ``reference`` and ``video_loss`` are not used.
 
         Returns the loss of this step (the sum over the streams) and the parts: both losses at
         every step (``seed``, ``class``), ``seed_step`` (1 on L_seed steps), and the fraction
         of valid (class, snippet) pairs labelled before growing (``seeded``) and after
         (``grown``, mean over the streams).
         """
-        del epoch
-        self.steps += 1
+        del epoch, reference, video_loss
         if self.modules_on == "cas":  # table 2 "CAS": the seed network alone, nothing to fit
             return torch.zeros((), device=labels.device, requires_grad=True), {"cas_only": 1.0}
         seeds = self.seeds_of(out, labels)  # (B, C+1, T)
-        seed_step = self.modules_on == "ssg" or self.steps % 2 == 1
+        seed_step = self.modules_on == "ssg" or step % 2 == 0
         pairs = max(1, int(mask.sum().item()) * seeds.shape[1])
         l_seed_total = labels.new_zeros(())
         l_class_total = labels.new_zeros(())
@@ -515,35 +508,35 @@ class ASSG(nn.Module):
 
     def pretrain(
         self,
-        feats: Sequence[np.ndarray],
+        videos: Sequence[np.ndarray],
         labels: np.ndarray,
         *,
-        trimmed: Any,
+        trimmed: Trimmed | None,
         settings: TrainSettings,
         rng: np.random.Generator,
         device: torch.device,
-    ) -> dict[str, Any]:
-        """Hook 2: train the seed network (``cas_baseline``) on the training videos, then freeze.
+    ) -> Pretrained:
+        """Train the seed network (``cas_baseline``) on the training videos; it is then frozen
+        (:meth:`frozen_modules`). Its weights are this model's: the returned
+        :class:`Pretrained` carries the log only.
 
         Whole videos, cropped at random to ``settings.max_seqlen``, multi-label BCE, Adam with
         ``seed_lr`` and the settings' weight decay, ``seed_epochs`` epochs of
         ``seed_batch_size`` videos. Trimmed clips are not used by ASSG.
         """
-        del trimmed
+        del trimmed  # trimmed clips are not used by ASSG
         t0 = time.time()
         net = self.seed_net
-        self._pretraining = True
         net.train()
         opt = torch.optim.Adam(net.parameters(), lr=self.seed_lr,
                                weight_decay=settings.weight_decay)
         try:
             curve = [round(v, 6) for v in fit_on_sequences(
-                net, feats, labels,
+                net, videos, labels,
                 loss_of=lambda out, y, mask, epoch: multilabel_bce(out.video_logits, y),
                 opt=opt, epochs=self.seed_epochs, batch_size=self.seed_batch_size,
                 max_seqlen=settings.max_seqlen, rng=rng, device=device)]
         finally:
-            self._pretraining = False
             net.eval()
         report: dict[str, Any] = {
             "seed_net": {"model": "cas_baseline", "epochs": self.seed_epochs, "loss": curve,
@@ -552,7 +545,7 @@ class ASSG(nn.Module):
         }
         logger.info("assg: seed network trained for %d epochs (final loss %.4f)",
                     self.seed_epochs, curve[-1] if curve else float("nan"))
-        return report
+        return Pretrained(log=report)
 
     # -- inference ------------------------------------------------------------------------------
 
@@ -565,8 +558,10 @@ class ASSG(nn.Module):
         return heat * out.mask.unsqueeze(-1).to(heat.dtype), torch.sigmoid(out.video_logits)
 
     @torch.no_grad()
-    def detect(self, out: ASSGOutput, *, settings: Any) -> list[tuple[int, float, float, float]]:
-        """Hook 7: candidate segments of one video (batch 1) from the fused heatmap (§3.5).
+    def candidates(
+        self, out: ASSGOutput, *, settings: InferSettings, options: Any = None
+    ) -> list[tuple[int, float, float, float]]:
+        """Candidate segments of one video (batch 1) from the fused heatmap (§3.5).
 
         Classes whose video score reaches ``settings.class_threshold`` (the top one if none)
         are localised: every maximal run of snippets whose fused heatmap reaches a level of
@@ -576,6 +571,7 @@ class ASSG(nn.Module):
         Returns:
             ``(class, start, end, score)`` in snippet coordinates (snippet t is [t, t + 1)).
         """
+        del options
         heat_t, scores_t = self.probabilities(out)
         heat = heat_t[0].float().cpu().numpy()  # (T, C)
         scores = scores_t[0].float().cpu().numpy()  # (C,)

@@ -49,7 +49,7 @@ video's labels (Algorithm 1: M^c(A) for c ∈ ψ_v); ``forward`` has no labels a
 classes A predicts (probability ≥ 0.5, at least the top one), which is also the rule at test
 time, and the loss re-runs classifier B when the label-guided erasure differs.
 
-Localisation (§3.5, :meth:`CPMN.detect`): for the ``top_classes`` (2; 1 on ActivityNet) classes
+Localisation (§3.5, :meth:`CPMN.candidates`): for the ``top_classes`` (2; 1 on ActivityNet) classes
 of highest p_class, every maximal run of snippets where a stream's Φ_s^c reaches θ_TCAS = 20 %
 of its maximum is a proposal (from each modality separately); its p_act is the mean over the
 run of the two streams' Φ (Eq. 7, with the sigmoid of Eq. 4/5: Eq. 7 as printed drops it) and
@@ -63,7 +63,7 @@ whose most discriminative snippets were erased after the labels, and at test tim
 erasure guided by A's guesses, so its video logits are a poor class score (on the demo it
 confidently names absent classes); ``score_mining=True`` adds them. ``video_logits`` of the
 output averages all active branches (A, B, PAM) and streams: the project's generic contract
-(every parameter reaches it); the model's own loss, ``probabilities`` and ``detect`` do not use
+(every parameter reaches it); the model's own loss, ``probabilities`` and ``candidates`` do not use
 it.
 
 Choices the paper leaves open, made here: the erasing threshold ζ is applied to the min-max
@@ -89,6 +89,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from wtal.models.base import Localizer
 from wtal.models.registry import register_model
 from wtal.postprocess import runs_above
 
@@ -123,6 +124,7 @@ class CPMNOutput(NamedTuple):
     video_logits: Tensor  # (B, C) mean over streams of their video logits
     heatmap: Tensor  # (B, T, C) mean over streams of H
     streams: dict[str, StreamOutput]  # per stream, in the order of ``CPMN.columns``
+    mask: Tensor | None = None  # (B, T) valid snippets of the input (set by forward)
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
@@ -463,7 +465,7 @@ def stream_columns(
     return {stream: (0, half) if stream == "rgb" else (half, in_dim)}
 
 
-class CPMN(nn.Module):
+class CPMN(Localizer):
     """One CPMN sub-network per stream, fused at localisation (Eq. 4, 5, 7, 8)."""
 
     def __init__(
@@ -523,7 +525,7 @@ class CPMN(nn.Module):
             return torch.stack([getattr(o, field) for o in outs.values()]).mean(dim=0)
 
         return CPMNOutput(cas=mean("cas"), video_logits=mean("video_logits"),
-                          heatmap=mean("heatmap"), streams=outs)
+                          heatmap=mean("heatmap"), streams=outs, mask=mask)
 
     def stream_localisation(self, out: CPMNOutput) -> dict[str, Tensor]:
         """Φ_s = sigmoid(M_s(Cas)) · H_s of every stream (Eq. 4, 5), (B, T, C) each."""
@@ -537,7 +539,9 @@ class CPMN(nn.Module):
                               for name, o in out.streams.items()]).mean(dim=0)
         return phi, scores
 
-    def detect(self, out: CPMNOutput, *, settings: Any) -> list[tuple[int, float, float, float]]:
+    def candidates(
+        self, out: CPMNOutput, *, settings: Any, options: Any = None
+    ) -> list[tuple[int, float, float, float]]:
         """Proposals of one video (batch 1), §3.5: (class, start, end, p_conf), snippet units.
 
         For each of the ``top_classes`` classes of highest p_class and each stream s, every
@@ -545,9 +549,9 @@ class CPMN(nn.Module):
         last + 1); p_act is the mean over the run of the fused Φ^c (Eq. 7) and p_conf = p_act ·
         p_class^c (Eq. 8). ``settings`` (the pipeline's NMS) is not read here.
         """
-        del settings
+        del settings, options
         if out.cas.shape[0] != 1:
-            raise ValueError(f"detect takes one video, got a batch of {out.cas.shape[0]}")
+            raise ValueError(f"candidates: takes one video, got a batch of {out.cas.shape[0]}")
         phis = {n: p[0].detach().cpu().double().numpy()
                 for n, p in self.stream_localisation(out).items()}  # (T, C) each
         fused_t, scores_t = self.probabilities(out)
@@ -566,15 +570,17 @@ class CPMN(nn.Module):
         return found
 
     def loss(
-        self, out: CPMNOutput, labels: Tensor, mask: Tensor, *, epoch: int
+        self, out: CPMNOutput, labels: Tensor, mask: Tensor, *, epoch: int, step: int = 0,
+        reference: Any = None, video_loss: str = "bce",
     ) -> tuple[Tensor, dict[str, float]]:
         """The sum over streams of each stream's Eq. (6) terms (classifiers, PAM, λ·L2).
 
         Parts are named ``cls_a``, ``cls_b``, ``pam``, ``l2``, prefixed with ``<stream>.`` when
         there is more than one stream. ``mask`` is the loop's; each stream uses its own
-        (``out.streams[s].mask``), which differs only with ``resize``. ``epoch`` is unused.
+        (``out.streams[s].mask``), which differs only with ``resize``. ``epoch``, ``step``,
+        ``reference`` and ``video_loss`` are unused.
         """
-        del mask, epoch
+        del mask, epoch, step, reference, video_loss
         terms: dict[str, Tensor] = {}
         many = len(out.streams) > 1
         for name, o in out.streams.items():

@@ -53,7 +53,7 @@ Readings of what the paper leaves open (each a builder argument):
 * The video score used at inference is the softmax of the mean of the two streams' logits
   (c2c makes them agree); the weight-transition input is the CAS logits.
 
-Inference (Sec. 3.5, :meth:`ECM.detect`): classes whose video score is under τ = 0.25 are
+Inference (Sec. 3.5, :meth:`ECM.candidates`): classes whose video score is under τ = 0.25 are
 discarded (``class_threshold`` of the infer settings; the best class is kept if none passes),
 the remaining CAS are min-max normalised along time, and temporal actionness grouping (TAG,
 SSN [23]) turns each into proposals: at every threshold of ``cas_thresholds`` the runs of
@@ -83,6 +83,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wtal.losses import multilabel_bce, multilabel_softmax_ce
+from wtal.models.base import Localizer
 from wtal.models.cas_baseline import temporal_pool
 from wtal.models.registry import register_model
 from wtal.postprocess import outer_inner_score, runs_above
@@ -312,7 +313,7 @@ def actionness_groups(seq: np.ndarray, threshold: float, gamma: float) -> list[t
 # ---- the model --------------------------------------------------------------------------------
 
 
-class ECM(nn.Module):
+class ECM(Localizer):
     """Pre- and post-classification streams sharing one classifier (Fig. 2)."""
 
     def __init__(
@@ -423,13 +424,15 @@ class ECM(nn.Module):
                          action_weights=action_weights, mask=mask)
 
     def loss(
-        self, out: ECMOutput, labels: Tensor, mask: Tensor, *, epoch: int
+        self, out: ECMOutput, labels: Tensor, mask: Tensor, *, epoch: int, step: int = 0,
+        reference: Any = None, video_loss: str = "bce",
     ) -> tuple[Tensor, dict[str, float]]:
         """Eq. 5: L_cls,e + L_cls,o + α L_c2c + β L_a2c (terms of switched-off parts left out).
 
-        ``mask`` is already applied in ``forward``; ``epoch`` is unused (no schedule).
+        ``mask`` is already applied in ``forward``; ``epoch``, ``step``, ``reference`` and
+        ``video_loss`` are unused (no schedule, no pretraining).
         """
-        del mask, epoch
+        del mask, epoch, step, reference, video_loss
         total = out.video_logits.new_zeros(())
         parts: dict[str, float] = {}
         if out.pre_logits is not None:
@@ -456,7 +459,9 @@ class ECM(nn.Module):
         snippets, (B, T, C) in [0, 1], and the video scores (B, C) that τ rejects."""
         return masked_minmax(out.cas, out.mask), class_scores(out.video_logits, scores=self.scores)
 
-    def detect(self, out: ECMOutput, *, settings: Any) -> list[tuple[int, float, float, float]]:
+    def candidates(
+        self, out: ECMOutput, *, settings: Any, options: Any = None
+    ) -> list[tuple[int, float, float, float]]:
         """Proposals of one video (batch 1), Sec. 3.5: (class, start, end, score), snippet units.
 
         Classes with a video score under τ (``settings.class_threshold``) are dropped (the best
@@ -466,7 +471,8 @@ class ECM(nn.Module):
         (band ``settings.inflation``) + ``settings.video_score_weight`` × the video score.
         """
         if out.cas.shape[0] != 1:
-            raise ValueError(f"detect takes one video, got a batch of {out.cas.shape[0]}")
+            raise ValueError(f"candidates: one video, got a batch of {out.cas.shape[0]}")
+        del options
         cas_t, scores_t = self.probabilities(out)
         cas = cas_t[0].detach().cpu().double().numpy()  # (T, C) in [0, 1]
         scores = scores_t[0].detach().cpu().double().numpy()  # (C,)

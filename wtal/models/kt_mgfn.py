@@ -51,10 +51,11 @@ classification block, no BRM) with the classification loss and keeps the GAP-lay
 representations of its clips (:class:`TrimmedReps`, not saved in the state dict), which
 :meth:`KTMGFN.loss` then compares with the untrimmed videos' by β · MMD² (loss parts
 ``kt_on = 1``, ``kt_classes``). Without trimmed clips the module is off with a warning, and
-``train.json`` records why under ``pretrain``. Outside the loop: ``net.loss(out, labels, mask,
-epoch=e, trimmed=reps)`` or ``net.set_trimmed(reps)``.
+``train.json`` records why under ``pretrain``. The representations are pretrain's explicit
+output (``Pretrained.reference``), handed to every ``net.loss(out, labels, mask, epoch=e,
+reference=reps)`` by the main loop.
 
-Inference (§III.F): :meth:`KTMGFN.detect` gives the BRM's scored proposals (Eq. 5-6), or, with
+Inference (§III.F): :meth:`KTMGFN.candidates` gives the BRM's scored proposals (Eq. 5-6), or, with
 the BRM off, CAS-threshold candidates scored by the same product; the inference loop applies
 Soft-NMS (Eq. 7).
 
@@ -78,6 +79,7 @@ from torch import Tensor, nn
 
 from wtal.fitting import fit_on_sequences
 from wtal.losses import multilabel_bce
+from wtal.models.base import Localizer, Pretrained, Trimmed
 from wtal.models.cas_baseline import temporal_pool
 from wtal.models.registry import register_model
 from wtal.postprocess import runs_above, soft_nms
@@ -427,7 +429,7 @@ class BoundaryRegressor(nn.Module):
         return y.view(b, self.num_scales, 2, t).permute(0, 3, 1, 2)  # (B, T, M, 2)
 
 
-class KTMGFN(nn.Module):
+class KTMGFN(Localizer):
     """KT-MGFN: cascaded dilated classification block, knowledge transfer, boundary regression."""
 
     def __init__(
@@ -509,8 +511,6 @@ class KTMGFN(nn.Module):
                                  erase_class_threshold=erase_class_threshold)
         self.trimmed_epochs, self.trimmed_lr = trimmed_epochs, trimmed_lr
         self.trimmed_batch_size = trimmed_batch_size
-        self._trimmed: TrimmedReps | None = None
-        self._kt_off_logged = False
 
     # ---------------------------------------------------------------- forward
 
@@ -612,27 +612,26 @@ class KTMGFN(nn.Module):
 
     # ---------------------------------------------------------------- KTM
 
-    def set_trimmed(self, trimmed: TrimmedReps | None) -> None:
-        """Keep trimmed-branch representations for :meth:`loss` calls that pass none (so the
-        generic training loop can run with the KTM on). Not saved in the state dict."""
-        if trimmed is not None and trimmed.embeddings.shape[1] != self.embedding_dim:
+    def check_reference(self, trimmed: TrimmedReps) -> TrimmedReps:
+        """``trimmed`` if its representations have this model's GAP dimension."""
+        if trimmed.embeddings.shape[1] != self.embedding_dim:
             raise ValueError(f"trimmed representations are {trimmed.embeddings.shape[1]}-d, "
                              f"this model's GAP layer gives {self.embedding_dim}")
-        self._trimmed = trimmed
+        return trimmed
 
     def pretrain(
         self,
-        feats: Sequence[np.ndarray],
+        videos: Sequence[np.ndarray],
         labels: np.ndarray,
         *,
-        trimmed: tuple[Sequence[np.ndarray], np.ndarray] | None,
+        trimmed: Trimmed | None,
         settings: Any,
         rng: np.random.Generator,
         device: torch.device,
-    ) -> dict[str, Any]:
-        """Train the trimmed branch and keep its representations for the KTM (§III.D, Eq. 3).
+    ) -> Pretrained:
+        """Train the trimmed branch and return its representations for the KTM (§III.D, Eq. 3).
 
-        Called once by the generic training loop (``wtal.train``) before the main loop. The
+        Called once by the training stage (``wtal.train``) before the main loop. The
         trimmed branch is a ``kt_mgfn`` with this model's classification block (``hidden``,
         ``kernel_size``, ``dropout``, ``pooling``, ``mdcm``/``dilations``, ``ccm``/ξ_era) and
         neither BRM nor KTM ("the boundary regression module is no longer necessary"),
@@ -646,7 +645,7 @@ class KTMGFN(nn.Module):
         The trimmed branch itself is discarded: nothing it leaves is in the state dict.
 
         Args:
-            feats: training videos (T_i, D), standardised as the main loop sees them (unused:
+            videos: training videos (T_i, D), standardised as the main loop sees them (unused:
                 the trimmed branch trains on the clips alone).
             labels: (N, C) multi-hot labels of the training videos (to report shared classes).
             trimmed: ``(clips (T_j, D) standardised with the same statistics, (M, C) labels)``
@@ -656,14 +655,14 @@ class KTMGFN(nn.Module):
             device: where to train.
 
         Returns:
-            what ``train.json`` records under ``pretrain``: ``{"ktm": "off: …"}`` when the
-            module is switched off, else ``{"ktm": "on", "trimmed_clips", "shared_classes",
-            "epochs", "lr", "batch_size", "loss" (per epoch), "seconds"}``.
+            ``reference``: the :class:`TrimmedReps` (None when the KTM is off); ``log``: what
+            ``train.json`` records under ``pretrain``: ``{"ktm": "off: …"}`` when the module is
+            off, else ``{"ktm": "on", "trimmed_clips", "shared_classes", "epochs", "lr",
+            "batch_size", "loss" (per epoch), "seconds"}``.
         """
-        del feats  # the trimmed branch trains on the clips alone
-        self._trimmed = None
+        del videos  # the trimmed branch trains on the clips alone
         if not self.ktm:
-            return {"ktm": "off: switched off in the model arguments (ktm: false)"}
+            return Pretrained(log={"ktm": "off: switched off in the model arguments (ktm: false)"})
         clips, clip_labels = (list(trimmed[0]), np.asarray(trimmed[1], np.float32)
                               ) if trimmed is not None else ([], np.zeros((0, 0), np.float32))
         keep = [j for j, x in enumerate(clips) if len(x) > 0 and clip_labels[j].any()]
@@ -671,8 +670,7 @@ class KTMGFN(nn.Module):
             reason = "off: the dataset has no trimmed clips"
             logger.warning("kt_mgfn: the dataset has no trimmed clips, so the knowledge transfer "
                            "module (KTM) is off (train.json records it under 'pretrain')")
-            self._kt_off_logged = True
-            return {"ktm": reason}
+            return Pretrained(log={"ktm": reason})
         clips = [np.asarray(clips[j], np.float32) for j in keep]
         clip_labels = clip_labels[keep]
         if clip_labels.shape[1] != self.num_classes:
@@ -683,9 +681,8 @@ class KTMGFN(nn.Module):
         if shared == 0:
             logger.warning("kt_mgfn: no class of the trimmed clips has training videos, so the "
                            "knowledge transfer module (KTM) is off")
-            self._kt_off_logged = True
-            return {"ktm": "off: no class of the trimmed clips has training videos",
-                    "trimmed_clips": len(clips)}
+            return Pretrained(log={"ktm": "off: no class of the trimmed clips has training videos",
+                                   "trimmed_clips": len(clips)})
         t0 = time.time()
         lr = self.trimmed_lr if self.trimmed_lr is not None else float(settings.lr)
         batch = (self.trimmed_batch_size if self.trimmed_batch_size is not None
@@ -706,10 +703,11 @@ class KTMGFN(nn.Module):
         with torch.no_grad():
             reps = torch.cat([branch.embed(torch.from_numpy(x).unsqueeze(0).to(device))
                               for x in clips])  # (M, R)
-        self.set_trimmed(TrimmedReps(reps, y_all.to(device)))
-        return {"ktm": "on", "trimmed_clips": len(clips), "shared_classes": shared,
-                "epochs": self.trimmed_epochs, "lr": lr, "batch_size": batch, "loss": curve,
-                "seconds": time.time() - t0}
+        log = {"ktm": "on", "trimmed_clips": len(clips), "shared_classes": shared,
+               "epochs": self.trimmed_epochs, "lr": lr, "batch_size": batch, "loss": curve,
+               "seconds": time.time() - t0}
+        reference = self.check_reference(TrimmedReps(reps, y_all.to(device)))
+        return Pretrained(log=log, reference=reference, used_trimmed=True)
 
     def knowledge_transfer(
         self, embedding: Tensor, labels: Tensor, trimmed: TrimmedReps
@@ -870,7 +868,9 @@ class KTMGFN(nn.Module):
         return results
 
     @torch.no_grad()
-    def detect(self, out: KTMGFNOutput, *, settings: Any) -> list[tuple[int, float, float, float]]:
+    def candidates(
+        self, out: KTMGFNOutput, *, settings: Any, options: Any = None
+    ) -> list[tuple[int, float, float, float]]:
         """Candidate segments of the single video in ``out`` for the inference loop (§III.F).
 
         Classes: those whose video score reaches ``settings.class_threshold``, the top class if
@@ -899,8 +899,9 @@ class KTMGFN(nn.Module):
             ``[t, t + 1)``), ``end > start``, best first.
         """
         if out.cas.shape[0] != 1:
-            raise ValueError(f"kt_mgfn.detect: one video at a time, got a batch of "
+            raise ValueError(f"kt_mgfn.candidates: one video at a time, got a batch of "
                              f"{out.cas.shape[0]}")
+        del options
         act_all, video_scores = self.probabilities(out)  # (1, T, C), (1, C)
         threshold = min(float(settings.class_threshold), float(video_scores.max()))
         if self.brm is not None:
@@ -948,25 +949,29 @@ class KTMGFN(nn.Module):
         mask: Tensor,
         *,
         epoch: int,
-        trimmed: TrimmedReps | None = None,
+        step: int = 0,
+        reference: TrimmedReps | None = None,
+        video_loss: str = "bce",
     ) -> tuple[Tensor, dict[str, float]]:
         """Eq. (4) without the L2 term (Adam's weight decay): L_class + α·L_OIC + β·L_KT.
 
         * ``L_class``: per stage, the mean over its branch classifiers of the sigmoid
           cross-entropy of their video logits; summed over the stages.
         * ``L_OIC`` (BRM built and ``epoch ≥ brm_start_epoch``): :meth:`oic_objective`.
-        * ``L_KT`` (KTM on and trimmed representations given here or by
-          :meth:`set_trimmed`): :meth:`knowledge_transfer`; otherwise off, said once in the
-          log and by ``kt_on = 0`` in the parts.
+        * ``L_KT`` (KTM on and the trimmed representations ``reference`` given, what
+          :meth:`pretrain` returns): :meth:`knowledge_transfer`; otherwise off, said by
+          ``kt_on = 0`` in the parts (and by :meth:`pretrain`'s log and warning).
 
         Args:
             out: the forward output; labels: (B, C) multi-hot; mask: (B, T);
-            epoch: 0-based epoch; trimmed: the trimmed branch's representations.
+            epoch: 0-based epoch; reference: the trimmed branch's representations;
+            step, video_loss: not used.
 
         Returns:
             total loss and float parts: ``cls``, ``cls_stage{1,2}``, ``oic``, ``oic_anchors``
             (kept anchors per video), ``brm_on``, ``kt``, ``kt_classes``, ``kt_on``, ``total``.
         """
+        del step, video_loss
         y = labels.to(out.branch_logits.dtype)
         parts: dict[str, float] = {}
         total = out.cas.new_zeros(())
@@ -989,12 +994,8 @@ class KTMGFN(nn.Module):
             parts["oic_anchors"] = 0.0
 
         if self.ktm:
-            reps = trimmed if trimmed is not None else self._trimmed
-            if reps is None:
-                if not self._kt_off_logged:
-                    logger.warning("kt_mgfn: no trimmed-video representations were given, so "
-                                   "the knowledge transfer module (KTM) is off")
-                    self._kt_off_logged = True
+            reps = reference
+            if reps is None:  # pretrain said why (train.json's "pretrain", a warning)
                 parts.update(kt=0.0, kt_classes=0.0, kt_on=0.0)
             else:
                 kt, n_cls = self.knowledge_transfer(out.embedding, labels, reps)
