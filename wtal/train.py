@@ -21,11 +21,12 @@ import torch
 import wtal
 from extractors.features import load_features, resolve_device
 from wtal.datasets import load_index
+from wtal.fitting import fit, random_crop, step_schedule
+from wtal.fitting import make_optimizer as optimizer_of
 from wtal.io import atomic_path, write_json
 from wtal.models import build_model, builder_parameters
 from wtal.models.base import Localizer
-from wtal.progress import progress_bar
-from wtal.sampling import Sampling, pad_batch, rescale, sample, shot_boundaries
+from wtal.sampling import Sampling, rescale, sample, shot_boundaries
 from wtal.settings import TrainSettings
 
 __all__ = ["TrainSettings", "feature_statistics", "load_split", "make_optimizer", "train"]
@@ -109,14 +110,11 @@ def feature_statistics(feats: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndar
 
 
 def make_optimizer(net: Localizer, settings: TrainSettings) -> torch.optim.Optimizer:
-    """Adam or SGD over the model's parameter groups (:meth:`Localizer.param_groups`)."""
-    groups = net.param_groups(settings.lr)
-    if settings.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=settings.lr, weight_decay=settings.weight_decay)
-    if settings.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum,
-                               weight_decay=settings.weight_decay)
-    raise ValueError(f"unknown optimizer {settings.optimizer!r} (adam or sgd)")
+    """The settings' optimiser over the model's parameter groups
+    (:meth:`Localizer.param_groups`, :func:`wtal.fitting.make_optimizer`)."""
+    return optimizer_of(net.param_groups(settings.lr), optimizer=settings.optimizer,
+                        lr=settings.lr, weight_decay=settings.weight_decay,
+                        momentum=settings.momentum)
 
 
 def train(
@@ -200,56 +198,21 @@ def train(
         logger.warning("%s does not learn from trimmed clips: the %d given are not used",
                        model, len(trimmed[0]))
     opt = make_optimizer(net, settings)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(
-        opt, milestones=list(settings.lr_milestones), gamma=settings.lr_gamma
-    )
-    y_all = torch.from_numpy(labels)
-    curve: list[float] = []
-    epochs = range(settings.epochs)
-    epochs = progress_bar(epochs, desc=f"train {model}", unit="epoch", show=progress)
-    net.train()
-    parts_curve: dict[str, list[float]] = {}
-    lrs: list[float] = []  # the first parameter group's
-    group_lrs: list[list[float]] = []  # every group's (per-stream rates)
-    epoch_seconds: list[float] = []
-    step = 0
-    for epoch in epochs:
-        t_epoch = time.time()
-        order = rng.permutation(len(names))
-        losses = []
-        part_sums: dict[str, float] = {}
-        for lo in range(0, len(order), settings.batch_size):
-            idx = order[lo : lo + settings.batch_size]
-            seqs = []
-            for i in idx:
-                x = feats[i]
-                if sampler.strategy != "all":
-                    x = sample(x, sampler, rng, boundaries[i] if boundaries else None)
-                elif len(x) > settings.max_seqlen:
-                    start = int(rng.integers(0, len(x) - settings.max_seqlen + 1))
-                    x = x[start : start + settings.max_seqlen]
-                seqs.append(x)
-            x, mask = pad_batch(seqs)
-            out = net(x.to(dev), mask.to(dev))
-            loss, parts = net.loss(out, y_all[idx].to(dev), mask.to(dev), epoch=epoch,
-                                   step=step, reference=pretrained.reference,
-                                   video_loss=settings.loss)
-            step += 1
-            for name, value in parts.items():
-                part_sums[name] = part_sums.get(name, 0.0) + value
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{model}: training loss became {loss.item()}")
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        curve.append(float(np.mean(losses)))
-        epoch_seconds.append(time.time() - t_epoch)
-        lrs.append(opt.param_groups[0]["lr"])
-        group_lrs.append([group["lr"] for group in opt.param_groups])
-        schedule.step()
-        for name, total in part_sums.items():
-            parts_curve.setdefault(name, []).append(total / len(losses))
+
+    def take(i: int, x: np.ndarray) -> np.ndarray:
+        if sampler.strategy != "all":
+            return sample(x, sampler, rng, boundaries[i] if boundaries else None)
+        return random_crop(x, settings.max_seqlen, rng)
+
+    def loss_of(out: Any, y: torch.Tensor, mask: torch.Tensor, epoch: int,
+                step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        return net.loss(out, y, mask, epoch=epoch, step=step, reference=pretrained.reference,
+                        video_loss=settings.loss)
+
+    fitted = fit(net, feats, labels, loss_of=loss_of, opt=opt, epochs=settings.epochs,
+                 batch_size=settings.batch_size, rng=rng, device=dev, take=take,
+                 schedule=step_schedule(opt, settings.lr_milestones, settings.lr_gamma),
+                 name=f"train {model}", progress=progress)
     checkpoint = {
         "model": model,
         "model_args": model_args,
@@ -275,11 +238,11 @@ def train(
         "streams": streams if streams is not None else "none recorded: one stream",
         "settings": asdict(settings),
         "model_args": model_args,
-        "loss": curve,
-        "loss_parts": parts_curve,
-        "lr": lrs,
-        "lr_groups": group_lrs,
-        "epoch_seconds": epoch_seconds,
+        "loss": fitted.loss,
+        "loss_parts": fitted.parts,
+        "lr": fitted.lr,
+        "lr_groups": fitted.lr_groups,
+        "epoch_seconds": fitted.epoch_seconds,
         "pretrain": pretrained.log,
         "n_trimmed": 0 if trimmed is None else len(trimmed[0]),
         "seconds": time.time() - t0,

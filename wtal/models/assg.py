@@ -97,7 +97,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wtal.fitting import fit_on_sequences
+from wtal.fitting import fit, make_optimizer
 from wtal.losses import multilabel_bce
 from wtal.models.base import Localizer, Pretrained, Trimmed
 from wtal.models.cas_baseline import CASBaseline
@@ -527,15 +527,16 @@ class ASSG(Localizer):
         del trimmed  # trimmed clips are not used by ASSG
         t0 = time.time()
         net = self.seed_net
-        net.train()
-        opt = torch.optim.Adam(net.parameters(), lr=self.seed_lr,
-                               weight_decay=settings.weight_decay)
+        opt = make_optimizer(net.parameters(), optimizer="adam", lr=self.seed_lr,
+                             weight_decay=settings.weight_decay)
         try:
-            curve = [round(v, 6) for v in fit_on_sequences(
+            curve = [round(v, 6) for v in fit(
                 net, videos, labels,
-                loss_of=lambda out, y, mask, epoch: multilabel_bce(out.video_logits, y),
+                loss_of=lambda out, y, mask, epoch, step: (
+                    multilabel_bce(out.video_logits, y), {}),
                 opt=opt, epochs=self.seed_epochs, batch_size=self.seed_batch_size,
-                max_seqlen=settings.max_seqlen, rng=rng, device=device)]
+                max_seqlen=settings.max_seqlen, rng=rng, device=device,
+                name="assg seed network").loss]
         finally:
             net.eval()
         report: dict[str, Any] = {

@@ -77,7 +77,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wtal.fitting import fit_on_sequences
+from wtal.fitting import fit, make_optimizer
 from wtal.losses import multilabel_bce
 from wtal.models.base import Localizer, Pretrained, Trimmed
 from wtal.models.cas_baseline import temporal_pool
@@ -689,16 +689,16 @@ class KTMGFN(Localizer):
                  else int(settings.batch_size))
         branch = KTMGFN(**self._branch_args, ktm=False, brm=False).to(device)
         branch.stages.load_state_dict(self.stages.state_dict())
-        opt = torch.optim.Adam(branch.parameters(), lr=lr,
-                               weight_decay=float(settings.weight_decay))
+        opt = make_optimizer(branch.parameters(), optimizer="adam", lr=lr,
+                             weight_decay=float(settings.weight_decay))
         max_len = int(settings.max_seqlen)
         y_all = torch.from_numpy(clip_labels)
-        branch.train()
-        curve = fit_on_sequences(
+        curve = fit(
             branch, clips, clip_labels,
-            loss_of=lambda out, y, mask, epoch: branch.loss(out, y, mask, epoch=epoch)[0],
+            loss_of=lambda out, y, mask, epoch, step: (
+                branch.loss(out, y, mask, epoch=epoch)[0], {}),
             opt=opt, epochs=self.trimmed_epochs, batch_size=batch, max_seqlen=max_len, rng=rng,
-            device=device)
+            device=device, name="kt_mgfn trimmed branch").loss
         branch.eval()
         with torch.no_grad():
             reps = torch.cat([branch.embed(torch.from_numpy(x).unsqueeze(0).to(device))

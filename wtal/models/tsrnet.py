@@ -57,12 +57,13 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from wtal.fitting import fit_on_sequences
+from wtal.fitting import fit, make_optimizer, step_schedule
 from wtal.losses import multilabel_softmax_ce
 from wtal.models.base import Localizer, Pretrained, Trimmed
 from wtal.models.kt_mgfn import mmd2
 from wtal.models.registry import register_model
 from wtal.postprocess import outer_inner_score, runs_above
+from wtal.settings import TrainSettings
 
 logger = logging.getLogger(__name__)
 
@@ -567,7 +568,7 @@ def _fit_classifier(
     seqs: list[np.ndarray],
     labels: np.ndarray,
     *,
-    settings: Any,
+    settings: TrainSettings,
     rng: np.random.Generator,
     device: torch.device,
     epochs: int,
@@ -577,22 +578,16 @@ def _fit_classifier(
     Uses the loop's optimizer (``settings.optimizer``: adam or sgd with ``momentum``), weight
     decay, per-stream learning rates (:meth:`TSRNet.param_groups`) and step schedule.
     """
-    groups = net.param_groups(settings.lr)
-    if getattr(settings, "optimizer", "adam") == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(
-            groups, lr=settings.lr, momentum=getattr(settings, "momentum", 0.9),
-            weight_decay=settings.weight_decay)
-    else:
-        opt = torch.optim.Adam(groups, lr=settings.lr, weight_decay=settings.weight_decay)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(
-        opt, milestones=list(settings.lr_milestones), gamma=settings.lr_gamma)
-    net.train()
-    curve = fit_on_sequences(
+    opt = make_optimizer(net.param_groups(settings.lr), optimizer=settings.optimizer,
+                         lr=settings.lr, weight_decay=settings.weight_decay,
+                         momentum=settings.momentum)
+    return fit(
         net, seqs, labels,
-        loss_of=lambda out, y, mask, epoch: torch.stack(net.classification_loss(out, y)).sum(),
+        loss_of=lambda out, y, mask, epoch, step: (
+            torch.stack(net.classification_loss(out, y)).sum(), {}),
         opt=opt, epochs=epochs, batch_size=settings.batch_size, max_seqlen=settings.max_seqlen,
-        rng=rng, device=device, schedule=schedule)
-    return curve
+        rng=rng, device=device, name="tsrnet trimmed network",
+        schedule=step_schedule(opt, settings.lr_milestones, settings.lr_gamma)).loss
 
 
 @register_model("tsrnet")
