@@ -13,8 +13,8 @@ feature sidecar (:class:`extractors.grid.SnippetGrid`).
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
-from dataclasses import asdict
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from wtal.sampling import rescale
 from wtal.settings import InferSettings
 
 __all__ = ["Candidate", "InferSettings", "cas_candidates", "finish_detections", "infer",
-           "load_model", "localize", "model_input", "predict_video"]
+           "infer_options", "load_model", "localize", "model_input", "predict_video"]
 
 
 def load_model(
@@ -60,9 +60,28 @@ def model_input(ckpt: dict[str, Any], features: np.ndarray, device: torch.device
     return torch.from_numpy(x.astype(np.float32)).unsqueeze(0).to(device)
 
 
+def infer_options(net: Localizer, values: Mapping[str, Any] | None, source: str = "") -> Any:
+    """The model's own inference knobs (``infer.model``) as its ``InferOptions``.
+
+    Raises:
+        ValueError: a knob the model does not have, or a bad value (``source`` is named).
+    """
+    cls = type(net).InferOptions
+    values = dict(values or {})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{source or 'infer settings'}: {type(net).__name__} has no inference "
+                         f"knobs {unknown} (infer.model); it has {sorted(known) or 'none'}")
+    try:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source or 'infer settings'}: infer.model: {err}") from err
+
+
 def predict_video(
     net: Localizer, ckpt: dict[str, Any], features: np.ndarray, device: torch.device,
-    settings: InferSettings | None = None,
+    settings: InferSettings | None = None, options: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, list[Candidate] | None]:
     """CAS probabilities (T, C), video scores (C,) and the model's own candidates of one video.
 
@@ -70,7 +89,8 @@ def predict_video(
     gives ``(cas (B, T, C), video_scores (B, C))`` in [0, 1]; ``candidates(out, settings=…)``
     the model's own ``(class, start, end, score)`` in continuous snippet coordinates (snippet t
     covers [t, t + 1)), or None when the model leaves localisation to
-    :func:`cas_candidates` (and always None when ``settings`` is None).
+    :func:`cas_candidates` (and always None when ``settings`` is None); ``options`` are the
+    model's own inference knobs (:func:`infer_options`; None: its defaults).
 
     A model trained on sequences rescaled to a fixed length (``feature_length``) sees the video
     rescaled the same way; its CAS and candidates are mapped back to the video's own snippets.
@@ -78,7 +98,8 @@ def predict_video(
     length = ckpt.get("train_settings", {}).get("feature_length")
     if length is not None:
         cas, scores, cands = predict_video(
-            net, {**ckpt, "train_settings": {}}, rescale(features, length), device, settings)
+            net, {**ckpt, "train_settings": {}}, rescale(features, length), device, settings,
+            options)
         f = len(features) / length
         if cands is not None:
             cands = [(c, s * f, e * f, sc) for c, s, e, sc in cands]
@@ -87,7 +108,10 @@ def predict_video(
         out = net(model_input(ckpt, features, device))
         cas_t, scores_t = net.probabilities(out)  # (1, T, C), (1, C)
         candidates = None
-        found = None if settings is None else net.candidates(out, settings=settings)
+        if options is None:
+            options = type(net).InferOptions()
+        found = (None if settings is None
+                 else net.candidates(out, settings=settings, options=options))
         if found is not None:
             candidates = [(int(c), float(s), float(e), float(sc)) for c, s, e, sc in found]
     return cas_t[0].cpu().numpy(), scores_t[0].cpu().numpy(), candidates  # (T, C), (C,)
@@ -199,11 +223,16 @@ def infer(
     cas_dir: str | os.PathLike[str],
     *,
     settings: InferSettings,
+    model_options: Mapping[str, Any] | None = None,
     device: str = "auto",
     threads: int | None = None,
     thumos14_out: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Infer stage: write ``detections.json`` and one CAS ``.npy`` (T, C) per video.
+
+    ``settings`` are the generic post-processing, ``model_options`` the model's own inference
+    knobs (``infer.model``: the fields of its ``Localizer.InferOptions``); both are recorded
+    in ``detections.json`` under ``settings``.
 
     With ``thumos14_out``, the detections are also written in the official THUMOS14 text
     format (``video t1 t2 classid conf``), with class ids 1, 2, … in the model's class order
@@ -214,6 +243,7 @@ def infer(
         torch.set_num_threads(threads)
     dev = resolve_device(device)
     net, ckpt = load_model(model_path, dev)
+    options = infer_options(net, model_options, str(model_path))
     classes = ckpt["classes"]
     results: dict[str, list[dict[str, Any]]] = {}
     video_scores: dict[str, dict[str, float]] = {}
@@ -227,7 +257,7 @@ def infer(
                 f"{path}: features are {features.shape[1]}-d, the model expects {ckpt['in_dim']}"
             )
         grid = SnippetGrid.from_dict(sidecar["grid"])
-        cas, scores, cands = predict_video(net, ckpt, features, dev, settings)
+        cas, scores, cands = predict_video(net, ckpt, features, dev, settings, options)
         save_npy(cas_dir / f"{name}.npy", cas.astype(np.float32))
         results[name] = localize(cas, scores, grid, classes, settings, cands)
         video_scores[name] = {c: float(s) for c, s in zip(classes, scores, strict=True)}
@@ -239,7 +269,7 @@ def infer(
             "details": f"wtal {wtal.__version__}: {ckpt['model']} on {ckpt.get('dataset')}",
         },
         "video_scores": video_scores,
-        "settings": asdict(settings),
+        "settings": {**asdict(settings), "model": asdict(options)},
     }
     write_json(detections_out, submission)
     if thumos14_out is not None:

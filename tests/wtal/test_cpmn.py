@@ -21,6 +21,7 @@ from wtal.io import save_npy, write_json
 from wtal.models import build_model
 from wtal.models.cpmn import (
     CPMN,
+    CPMNInferOptions,
     CPMNStream,
     erasing_mask,
     masked_minmax,
@@ -341,9 +342,9 @@ def test_invalid_arguments() -> None:
     with pytest.raises(ValueError, match="stream"):
         small(stream="depth")
     with pytest.raises(ValueError, match="theta"):
-        small(theta=1.5)
+        CPMNInferOptions(theta=1.5)  # an inference knob (infer.model)
     with pytest.raises(ValueError, match="top_classes"):
-        small(top_classes=0)
+        CPMNInferOptions(top_classes=0)
     with pytest.raises(ValueError, match="even"):
         build_model("cpmn", in_dim=15, num_classes=2, stream="rgb")
     with pytest.raises(ValueError, match="erase_guide"):
@@ -512,8 +513,9 @@ def test_detect_thresholds_each_modality_for_the_top_two_classes() -> None:
     assert [(c, s, e) for c, s, e, _ in found] == [(c, f, la + 1) for c, f, la in expected]
     for (_, _, _, score), (c, f, la) in zip(found, expected, strict=True):
         assert score == pytest.approx(conf(c, f, la), rel=1e-6)
-    top1 = two(mining=False, pam=False, top_classes=1, theta=0.5)
-    found1 = top1.candidates(fixed_output(top1, {"rgb": rgb, "flow": flow}, scores), settings=None)
+    top1 = two(mining=False, pam=False)
+    found1 = top1.candidates(fixed_output(top1, {"rgb": rgb, "flow": flow}, scores), settings=None,
+                             options=CPMNInferOptions(top_classes=1, theta=0.5))
     assert [(c, s, e) for c, s, e, _ in found1] == [(0, 1, 3), (0, 2, 4)]
 
 
@@ -629,10 +631,13 @@ def test_config_is_valid_and_builds() -> None:
     assert config["name"] == "cpmn"
     for block in [config, *config["datasets"].values()]:
         assert {f.name for f in fields(TrainSettings)} >= set(block.get("train", {}))
-        assert {f.name for f in fields(InferSettings)} >= set(block.get("infer", {}))
+        infer = block.get("infer", {})
+        assert {f.name for f in fields(InferSettings)} >= set(infer) - {"model"}
         args = {**config["args"], **block.get("args", {})}
         model = build_model("cpmn", in_dim=2048, num_classes=4, **args)
         assert isinstance(model, CPMN)
+        # the model's own inference knobs are its InferOptions
+        CPMNInferOptions(**{**config["infer"]["model"], **infer.get("model", {})})
     train_block = config["train"]
     assert (train_block["batch_size"], train_block["max_seqlen"]) == (16, 64)
     assert (config["args"]["zeta"], config["args"]["l2_weight"]) == (0.4, 0.0025)

@@ -23,6 +23,7 @@ from wtal.models.kt_mgfn import (
     THUMOS14_ANCHORS,
     BoundaryRegressor,
     DilatedClassifier,
+    KTMGFNInferOptions,
     KTMGFNOutput,
     TrimmedReps,
     decode_anchors,
@@ -512,9 +513,9 @@ def test_proposals_score_is_p_act_times_p_oic_times_p_class() -> None:
     expected = [0.95 * (1 + 0.7) * p_class, 0.9 * (1 + 0.425) * p_class]
     np.testing.assert_allclose(props.scores.numpy(), expected, rtol=1e-5)
     assert props.classes.tolist() == [0, 0]
-    only_act = hand_net(score_oic=False, score_class=False)
-    np.testing.assert_allclose(only_act.proposals(out)[0].scores.numpy(), [0.95, 0.9],
-                               rtol=1e-5)
+    only_act = KTMGFNInferOptions(score_oic=False, score_class=False)  # infer.model knobs
+    np.testing.assert_allclose(net.proposals(out, options=only_act)[0].scores.numpy(),
+                               [0.95, 0.9], rtol=1e-5)
     assert len(net.proposals(out, class_threshold=0.9)[0].scores) == 0
     with pytest.raises(ValueError, match="BRM"):
         small().proposals(small()(torch.randn(1, 5, 8)))
@@ -581,10 +582,12 @@ def test_detect_without_the_brm_thresholds_the_cas_and_scores_by_eq6() -> None:
     np.testing.assert_allclose([d[3] for d in got], [d[3] for d in expected], rtol=1e-5)
     # each factor of Eq. (6) is switchable (table VIII): p_act alone
     only_act = build_model("kt_mgfn", in_dim=4, num_classes=2, hidden=4, activation="sigmoid",
-                           inflation=1.0, score_oic=False, score_class=False)
+                           inflation=1.0)
     np.testing.assert_allclose(
         sorted(d[3] for d in only_act.candidates(out, settings=InferSettings(
-            cas_thresholds=(0.15, 0.5)))), sorted([in_a, in_b]), rtol=1e-5)
+            cas_thresholds=(0.15, 0.5)), options=KTMGFNInferOptions(score_oic=False,
+                                                                     score_class=False))),
+        sorted([in_a, in_b]), rtol=1e-5)
     # no class reaches the threshold: the top class alone; a level no snippet reaches: nothing
     low = _two_class_output(act, [0.5] * 6, [0.1, 0.15])
     assert {d[0] for d in net.candidates(low, settings=InferSettings())} == {1}
@@ -808,7 +811,8 @@ def test_config_holds_the_paper_settings_and_builds() -> None:
     for block in [{}, *cfg["datasets"].values()]:
         merged_args = {**args, **(block.get("args") or {})}
         assert set({**train_cfg, **(block.get("train") or {})}) <= train_names
-        assert set({**infer_cfg, **(block.get("infer") or {})}) <= infer_names
+        assert set({**infer_cfg, **(block.get("infer") or {})}) - {"model"} <= infer_names
+        KTMGFNInferOptions(**infer_cfg["model"])
         net = build_model("kt_mgfn", in_dim=8, num_classes=2, **{**merged_args, "hidden": 8})
         assert net.brm is not None
         assert len(net.stages) == 2

@@ -598,7 +598,7 @@ def test_config_args_and_ablations_build_and_train(batch) -> None:
     assert cfg["train"]["momentum"] == 0.9
     assert cfg["args"]["dropout"] == 0.8
     assert cfg["args"]["theta"] == 0.5
-    assert cfg["args"]["detect_threshold"] == 0.2
+    assert cfg["infer"]["model"]["detect_threshold"] == 0.2  # an inference knob
     assert cfg["args"]["lr_scales"]["flow"] / cfg["args"]["lr_scales"]["rgb"] == 5.0
     # lr ÷ 10 every 5,000 iterations at ceil(200 / 16) = 13 iterations per epoch
     assert cfg["train"]["lr_milestones"] == [round(5000 / 13), round(10000 / 13)]

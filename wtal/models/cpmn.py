@@ -49,11 +49,11 @@ video's labels (Algorithm 1: M^c(A) for c ∈ ψ_v); ``forward`` has no labels a
 classes A predicts (probability ≥ 0.5, at least the top one), which is also the rule at test
 time, and the loss re-runs classifier B when the label-guided erasure differs.
 
-Localisation (§3.5, :meth:`CPMN.candidates`): for the ``top_classes`` (2; 1 on ActivityNet) classes
-of highest p_class, every maximal run of snippets where a stream's Φ_s^c reaches θ_TCAS = 20 %
-of its maximum is a proposal (from each modality separately); its p_act is the mean over the
-run of the two streams' Φ (Eq. 7, with the sigmoid of Eq. 4/5: Eq. 7 as printed drops it) and
-its confidence p_conf = p_act · p_class (Eq. 8). The pipeline's NMS (hard, θ_NMS = 0.3 on
+Localisation (§3.5, :meth:`CPMN.candidates`): for the ``top_classes`` (2; 1 on ActivityNet)
+classes of highest p_class, every maximal run of snippets where a stream's Φ_s^c reaches θ_TCAS
+= 20 % of its maximum is a proposal (from each modality separately); its p_act is the mean over
+the run of the two streams' Φ (Eq. 7, with the sigmoid of Eq. 4/5: Eq. 7 as printed drops it)
+and its confidence p_conf = p_act · p_class (Eq. 8). The pipeline's NMS (hard, θ_NMS = 0.3 on
 THUMOS14, 0.5 on ActivityNet) removes the duplicates of the two modalities.
 
 Video scores (p_class of Eq. 8; the paper does not say which classifier gives them): per
@@ -83,6 +83,7 @@ Table 3's ablation: ``mining=False, pam=False`` is the original T-CAS (a CAM cla
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
@@ -465,8 +466,24 @@ def stream_columns(
     return {stream: (0, half) if stream == "rgb" else (half, in_dim)}
 
 
+@dataclass(frozen=True)
+class CPMNInferOptions:
+    """CPMN's own inference knobs (``infer.model`` in its settings)."""
+
+    theta: float = 0.2  # θ_TCAS, fraction of the max of Φ (§3.5)
+    top_classes: int = 2  # classes localised per video (2 THUMOS14, 1 ActivityNet)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.theta <= 1.0:
+            raise ValueError(f"theta must be in [0, 1], got {self.theta}")
+        if self.top_classes < 1:
+            raise ValueError("top_classes must be at least 1")
+
+
 class CPMN(Localizer):
     """One CPMN sub-network per stream, fused at localisation (Eq. 4, 5, 7, 8)."""
+
+    InferOptions = CPMNInferOptions
 
     def __init__(
         self,
@@ -485,8 +502,6 @@ class CPMN(Localizer):
         l2_weight: float = 0.0025,  # λ of Eq. (6), on the CCM's weights
         resize: int | None = None,  # resample every video to this many snippets (ActivityNet)
         score_mining: bool = False,  # classifier B's logits in the video scores too
-        theta: float = 0.2,  # θ_TCAS, fraction of the max of Φ (§3.5)
-        top_classes: int = 2,  # classes localised per video (2 THUMOS14, 1 ActivityNet)
         streams: dict[str, list[int]] | None = None,  # column ranges per stream (sidecars)
     ) -> None:
         super().__init__()
@@ -496,16 +511,10 @@ class CPMN(Localizer):
             raise ValueError("levels must be at least 1")
         if resize is not None and resize < 1:
             raise ValueError("resize must be a positive length")
-        if not 0.0 <= theta <= 1.0:
-            raise ValueError(f"theta must be in [0, 1], got {theta}")
-        if top_classes < 1:
-            raise ValueError("top_classes must be at least 1")
         self.columns = stream_columns(stream, in_dim, streams)
         self.stream = stream
         self.mining = mining
         self.use_pam = pam
-        self.theta = theta
-        self.top_classes = top_classes
         self.nets = nn.ModuleDict({
             name: CPMNStream(columns=cols, num_classes=num_classes, hidden=hidden,
                              kernel_size=kernel_size, mining=mining, pam=pam, zeta=zeta,
@@ -544,12 +553,14 @@ class CPMN(Localizer):
     ) -> list[tuple[int, float, float, float]]:
         """Proposals of one video (batch 1), §3.5: (class, start, end, p_conf), snippet units.
 
-        For each of the ``top_classes`` classes of highest p_class and each stream s, every
-        maximal run of snippets where Φ_s^c ≥ θ_TCAS · max_t Φ_s^c is a proposal [first,
-        last + 1); p_act is the mean over the run of the fused Φ^c (Eq. 7) and p_conf = p_act ·
-        p_class^c (Eq. 8). ``settings`` (the pipeline's NMS) is not read here.
+        For each of the ``options.top_classes`` classes of highest p_class and each stream s,
+        every maximal run of snippets where Φ_s^c ≥ θ_TCAS · max_t Φ_s^c (``options.theta``) is
+        a proposal [first, last + 1); p_act is the mean over the run of the fused Φ^c (Eq. 7)
+        and p_conf = p_act · p_class^c (Eq. 8). ``settings`` (the pipeline's NMS) is not read
+        here.
         """
-        del settings, options
+        del settings
+        options = options if options is not None else CPMNInferOptions()
         if out.cas.shape[0] != 1:
             raise ValueError(f"candidates: takes one video, got a batch of {out.cas.shape[0]}")
         phis = {n: p[0].detach().cpu().double().numpy()
@@ -557,14 +568,14 @@ class CPMN(Localizer):
         fused_t, scores_t = self.probabilities(out)
         fused = fused_t[0].detach().cpu().double().numpy()  # (T, C)
         scores = scores_t[0].detach().cpu().double().numpy()  # (C,)
-        top = sorted(range(len(scores)), key=lambda c: -scores[c])[: self.top_classes]
+        top = sorted(range(len(scores)), key=lambda c: -scores[c])[: options.top_classes]
         found: list[tuple[int, float, float, float]] = []
         for c in top:
             for phi in phis.values():
                 peak = float(phi[:, c].max())
                 if not peak > 0.0:
                     continue
-                for first, last in runs_above(phi[:, c], self.theta * peak):
+                for first, last in runs_above(phi[:, c], options.theta * peak):
                     p_act = float(fused[first : last + 1, c].mean())
                     found.append((int(c), float(first), float(last + 1), p_act * scores[c]))
         return found
@@ -640,8 +651,6 @@ def cpmn(
     l2_weight: float = 0.0025,
     resize: int | None = None,
     score_mining: bool = False,
-    theta: float = 0.2,
-    top_classes: int = 2,
     streams: dict[str, list[int]] | None = None,
 ) -> CPMN:
     """Build CPMN.
@@ -666,14 +675,15 @@ def cpmn(
         resize: resample each video to this many snippets before the network and the outputs
             back to its length (64 on ActivityNet in the paper); None keeps the length.
         score_mining: also average classifier B's logits into the video scores.
-        theta: θ_TCAS, the proposal threshold as a fraction of the max of Φ (0.2).
-        top_classes: classes localised per video (2 on THUMOS14, 1 on ActivityNet).
         streams: the features' column range per stream (``{"rgb": [0, 1024], ...}``, passed by
             the training loop from the feature sidecars); None = no recorded ranges (``rgb`` /
             ``flow`` then take the first / last half of the columns).
+
+    Inference knobs (``infer.model``, :class:`CPMNInferOptions`): ``theta`` θ_TCAS, the
+    proposal threshold as a fraction of the max of Φ (0.2); ``top_classes``, classes localised
+    per video (2 on THUMOS14, 1 on ActivityNet).
     """
     return CPMN(in_dim=in_dim, num_classes=num_classes, stream=stream, hidden=hidden,
                 kernel_size=kernel_size, mining=mining, pam=pam, zeta=zeta,
                 erase_guide=erase_guide, levels=levels, window=window, l2_weight=l2_weight,
-                resize=resize, score_mining=score_mining, theta=theta,
-                top_classes=top_classes, streams=streams)
+                resize=resize, score_mining=score_mining, streams=streams)

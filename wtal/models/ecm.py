@@ -74,7 +74,7 @@ padding), left out of the top-k mean, and get zero aggregation weight.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -313,8 +313,23 @@ def actionness_groups(seq: np.ndarray, threshold: float, gamma: float) -> list[t
 # ---- the model --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ECMInferOptions:
+    """ECM's own inference knobs (``infer.model`` in its settings)."""
+
+    tag_gammas: tuple[float, ...] = (1.0,)  # TAG's γ: basins merged while they cover ≥ γ
+
+    def __post_init__(self) -> None:
+        gammas = tuple(float(g) for g in self.tag_gammas)
+        if not gammas or not all(0.0 < g <= 1.0 for g in gammas):
+            raise ValueError(f"tag_gammas must be values in (0, 1], got {self.tag_gammas!r}")
+        object.__setattr__(self, "tag_gammas", gammas)
+
+
 class ECM(Localizer):
     """Pre- and post-classification streams sharing one classifier (Fig. 2)."""
+
+    InferOptions = ECMInferOptions
 
     def __init__(
         self,
@@ -336,12 +351,9 @@ class ECM(Localizer):
         a2c_activation: str = "sigmoid",  # probabilities of Eq. 4: sigmoid or softmax
         aggregation: str = "length",  # what Eq. 1 / 2 sums are divided by: length, weights, none
         scores: str = "softmax",  # class scores of L_cls, Eq. 3 and τ: softmax (paper) or sigmoid
-        tag_gammas: Sequence[float] = (1.0,),  # TAG's γ: basins merged while they cover ≥ γ
         a2c_absence_trains: str = "weights",  # what log(1 − s̃^o) of Eq. 4 trains: weights | all
     ) -> None:
         super().__init__()
-        if not tag_gammas or not all(0.0 < g <= 1.0 for g in tag_gammas):
-            raise ValueError(f"tag_gammas must be values in (0, 1], got {tag_gammas!r}")
         if scores not in {"softmax", "sigmoid"}:
             raise ValueError(f"unknown scores {scores!r} (softmax or sigmoid)")
         if num_classes < 2 and (scores == "softmax" or a2c_activation == "softmax"):
@@ -377,7 +389,6 @@ class ECM(Localizer):
         self.a2c_absence_trains = a2c_absence_trains
         self.aggregation = aggregation
         self.scores = scores
-        self.tag_gammas = tuple(float(g) for g in tag_gammas)
         self.classifier = TemporalClassifier(
             in_dim=in_dim, num_classes=num_classes, hidden=hidden, dropout=dropout
         )
@@ -467,12 +478,12 @@ class ECM(Localizer):
         Classes with a video score under τ (``settings.class_threshold``) are dropped (the best
         is kept if none passes); each kept class's min-max normalised CAS goes through
         :func:`actionness_groups` at every level of ``settings.cas_thresholds`` and every γ of
-        ``tag_gammas``; a proposal [first, last + 1) is scored by its outer-inner contrast
+        ``options.tag_gammas``; a proposal [first, last + 1) is scored by its outer-inner contrast
         (band ``settings.inflation``) + ``settings.video_score_weight`` × the video score.
         """
         if out.cas.shape[0] != 1:
             raise ValueError(f"candidates: one video, got a batch of {out.cas.shape[0]}")
-        del options
+        options = options if options is not None else ECMInferOptions()
         cas_t, scores_t = self.probabilities(out)
         cas = cas_t[0].detach().cpu().double().numpy()  # (T, C) in [0, 1]
         scores = scores_t[0].detach().cpu().double().numpy()  # (C,)
@@ -483,7 +494,7 @@ class ECM(Localizer):
         for c in kept:
             best: dict[tuple[int, int], float] = {}
             for level in settings.cas_thresholds:
-                for gamma in self.tag_gammas:
+                for gamma in options.tag_gammas:
                     for first, last in actionness_groups(cas[:, c], level, gamma):
                         if (first, last) in best:
                             continue
@@ -532,7 +543,6 @@ def ecm(
     a2c_activation: str = "sigmoid",
     aggregation: str = "length",
     scores: str = "softmax",
-    tag_gammas: Sequence[float] = (1.0,),
     a2c_absence_trains: str = "weights",
 ) -> ECM:
     """Build ECM; the switches reproduce table 4's rows (see ``pipeline/config/models/ecm.yaml``).
@@ -559,6 +569,5 @@ def ecm(
         a2c_activation=a2c_activation,
         aggregation=aggregation,
         scores=scores,
-        tag_gammas=tag_gammas,
         a2c_absence_trains=a2c_absence_trains,
     )

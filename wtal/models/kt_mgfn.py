@@ -70,6 +70,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -429,8 +430,20 @@ class BoundaryRegressor(nn.Module):
         return y.view(b, self.num_scales, 2, t).permute(0, 3, 1, 2)  # (B, T, M, 2)
 
 
+@dataclass(frozen=True)
+class KTMGFNInferOptions:
+    """KT-MGFN's own inference knobs (``infer.model`` in its settings): the factors of a
+    candidate's confidence p_conf (Eq. 6; table VIII switches them)."""
+
+    score_act: bool = True
+    score_oic: bool = True
+    score_class: bool = True
+
+
 class KTMGFN(Localizer):
     """KT-MGFN: cascaded dilated classification block, knowledge transfer, boundary regression."""
+
+    InferOptions = KTMGFNInferOptions
 
     def __init__(
         self,
@@ -462,9 +475,6 @@ class KTMGFN(Localizer):
         max_oic: float = -0.3,
         oic_reduction: str = "sum",
         oic_through_cas: bool = False,
-        score_act: bool = True,
-        score_oic: bool = True,
-        score_class: bool = True,
         trimmed_epochs: int = 30,
         trimmed_lr: float | None = None,
         trimmed_batch_size: int | None = None,
@@ -501,7 +511,6 @@ class KTMGFN(Localizer):
         self.inflation, self.alpha, self.brm_start_epoch = inflation, alpha, brm_start_epoch
         self.min_activation, self.max_oic = min_activation, max_oic
         self.oic_reduction, self.oic_through_cas = oic_reduction, oic_through_cas
-        self.score_act, self.score_oic, self.score_class = score_act, score_oic, score_class
         self.embedding_dim = hidden * len(dilations)
         # what the trimmed branch shares with this model (KTM, :meth:`pretrain`)
         self._branch_args = dict(in_dim=in_dim, num_classes=num_classes, hidden=hidden,
@@ -803,6 +812,7 @@ class KTMGFN(Localizer):
         class_threshold: float = 0.0,
         soft_nms_iou: float | None = None,
         soft_nms_epsilon: float = 0.75,
+        options: KTMGFNInferOptions | None = None,
     ) -> list[Proposals]:
         """Scored segments of every video of a batch (§III.F), for an inference stage.
 
@@ -811,7 +821,8 @@ class KTMGFN(Localizer):
         OIC per position, OIC > ``max_oic`` dropped); each kept segment, clipped to the video,
         is scored ``p_conf = p_act · p_oic · p_class`` (Eq. 5-6; ``p_act`` the mean activation
         inside, ``p_oic = 1 − OIC``, ``p_class`` the video score; each factor switched by
-        ``score_act`` / ``score_oic`` / ``score_class`` for table VIII). With ``soft_nms_iou``,
+        ``options.score_act`` / ``score_oic`` / ``score_class`` for table VIII). With
+        ``soft_nms_iou``,
         each class's segments go through Gaussian Soft-NMS (Eq. 7).
 
         Returns:
@@ -820,6 +831,7 @@ class KTMGFN(Localizer):
         """
         if out.regression is None:
             raise ValueError("kt_mgfn: proposals need the BRM (build with brm=True)")
+        options = options if options is not None else KTMGFNInferOptions()
         act_all, video_scores = self.probabilities(out)  # (B, T, C), (B, C)
         results = []
         for i in range(act_all.shape[0]):
@@ -845,11 +857,11 @@ class KTMGFN(Localizer):
                     if not sel.any():
                         continue
                     conf = torch.ones_like(oic_b[j, sel])
-                    if self.score_act:
+                    if options.score_act:
                         conf = conf * act_b[j, sel]
-                    if self.score_oic:
+                    if options.score_oic:
                         conf = conf * (1.0 - oic_b[j, sel])
-                    if self.score_class:
+                    if options.score_class:
                         conf = conf * video_scores[i, c]
                     s = seg_b[j, sel]
                     if soft_nms_iou is not None:
@@ -901,11 +913,11 @@ class KTMGFN(Localizer):
         if out.cas.shape[0] != 1:
             raise ValueError(f"kt_mgfn.candidates: one video at a time, got a batch of "
                              f"{out.cas.shape[0]}")
-        del options
+        options = options if options is not None else KTMGFNInferOptions()
         act_all, video_scores = self.probabilities(out)  # (1, T, C), (1, C)
         threshold = min(float(settings.class_threshold), float(video_scores.max()))
         if self.brm is not None:
-            (props,) = self.proposals(out, class_threshold=threshold)
+            (props,) = self.proposals(out, class_threshold=threshold, options=options)
             return [(int(c), float(se[0]), float(se[1]), float(sc)) for se, sc, c in
                     zip(props.segments.tolist(), props.scores.tolist(), props.classes.tolist(),
                         strict=True)]
@@ -929,11 +941,11 @@ class KTMGFN(Localizer):
                                               outer.unsqueeze(0),
                                               torch.tensor([n], device=act.device))
             conf = torch.ones_like(oic[0])
-            if self.score_act:
+            if options.score_act:
                 conf = conf * p_act[0]
-            if self.score_oic:
+            if options.score_oic:
                 conf = conf * (1.0 - oic[0])
-            if self.score_class:
+            if options.score_class:
                 conf = conf * video_scores[0, c]
             found += [(c, float(a), float(b), float(sc))
                       for (a, b), sc in zip(inner.tolist(), conf.tolist(), strict=True)]
@@ -1037,9 +1049,6 @@ def kt_mgfn(
     max_oic: float = -0.3,
     oic_reduction: str = "sum",
     oic_through_cas: bool = False,
-    score_act: bool = True,
-    score_oic: bool = True,
-    score_class: bool = True,
     trimmed_epochs: int = 30,
     trimmed_lr: float | None = None,
     trimmed_batch_size: int | None = None,
@@ -1057,8 +1066,8 @@ def kt_mgfn(
     1e-3 phase; ``trimmed_lr`` / ``trimmed_batch_size``, None: the main loop's, see
     :meth:`KTMGFN.pretrain`).
     Ablation switches: ``mdcm``, ``ccm``, ``ktm``, ``brm`` (table V); ``dilations`` (Fig. 5);
-    ``erase_threshold`` ξ_era (Fig. 6); ``score_act`` / ``score_oic`` / ``score_class``
-    (table VIII).
+    ``erase_threshold`` ξ_era (Fig. 6); table VIII's ``score_act`` / ``score_oic`` /
+    ``score_class`` are inference knobs (``infer.model``, :class:`KTMGFNInferOptions`).
     """
     if not math.isfinite(erase_threshold) or not 0.0 <= erase_threshold <= 1.0:
         raise ValueError(f"erase_threshold must be in [0, 1], got {erase_threshold}")
@@ -1070,7 +1079,7 @@ def kt_mgfn(
         ktm=ktm, beta=beta, kt_sigma=kt_sigma, brm=brm, anchor_scales=anchor_scales,
         brm_hidden=brm_hidden, brm_layers=brm_layers, inflation=inflation, alpha=alpha,
         brm_start_epoch=brm_start_epoch, min_activation=min_activation, max_oic=max_oic,
-        oic_reduction=oic_reduction, oic_through_cas=oic_through_cas, score_act=score_act,
-        score_oic=score_oic, score_class=score_class, trimmed_epochs=trimmed_epochs,
+        oic_reduction=oic_reduction, oic_through_cas=oic_through_cas,
+        trimmed_epochs=trimmed_epochs,
         trimmed_lr=trimmed_lr, trimmed_batch_size=trimmed_batch_size,
     )

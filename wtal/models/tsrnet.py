@@ -51,6 +51,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -234,8 +235,17 @@ class StreamNet(nn.Module):
         return self.head(x)[1]
 
 
+@dataclass(frozen=True)
+class TSRNetInferOptions:
+    """TSRNet's own inference knobs (``infer.model`` in its settings)."""
+
+    detect_threshold: float = 0.2  # on the fused w̄ (Eq. 10-11)
+
+
 class TSRNet(Localizer):
     """Independent self-attentive networks per stream, fused with θ (Eq. 11)."""
+
+    InferOptions = TSRNetInferOptions
 
     def __init__(
         self,
@@ -258,7 +268,6 @@ class TSRNet(Localizer):
         kt_sigma: float | None = None,  # Gaussian bandwidth; None: median heuristic
         trimmed_epochs: int | None = None,  # trimmed network's epochs; None: settings.epochs
         theta: float = 0.5,  # θ of Eq. (11), weight of the RGB (first) stream
-        detect_threshold: float = 0.2,  # on the fused w̄ (Eq. 10-11)
         attention_norm: str = "minmax",  # a_i of Eq. (10): min-max over the video, max, none
         lr_scales: dict[str, float] | None = None,  # per-stream lr factors; None: paper's
     ) -> None:
@@ -301,7 +310,6 @@ class TSRNet(Localizer):
         self.knowledge_transfer = knowledge_transfer
         self.kt_fc2, self.kt_weight, self.kt_sigma = kt_fc2, kt_weight, kt_sigma
         self.trimmed_epochs = trimmed_epochs
-        self.detect_threshold = detect_threshold
         self.attention_norm = attention_norm
         self.lr_scales = dict(PAPER_LR_SCALES if lr_scales is None else lr_scales)
         self._config: dict[str, Any] = dict(
@@ -359,7 +367,7 @@ class TSRNet(Localizer):
         """Segments of the single video in ``out`` (§Temporal Action Detection).
 
         For every class whose video score reaches ``settings.class_threshold`` (the top class
-        if none does), each maximal run of snippets with ``w̄^c ≥ detect_threshold`` becomes a
+        if none does), each maximal run of snippets with ``w̄^c ≥ options.detect_threshold`` is a
         segment ``[first, last + 1)`` in snippet coordinates. The paper does not say how a
         segment is scored: as the project's CAS localiser does, by the outer-inner contrast of
         ``w̄^c`` (mean inside minus mean in a band of ``settings.inflation`` × the length on each
@@ -370,7 +378,7 @@ class TSRNet(Localizer):
         """
         if out.cas.shape[0] != 1:
             raise ValueError(f"candidates: one video, got a batch of {out.cas.shape[0]}")
-        del options
+        options = options if options is not None else TSRNetInferOptions()
         n = int(out.mask[0].sum())
         w_all, scores = self.probabilities(out)
         w = w_all[0, :n].double().cpu().numpy()  # (n, C)
@@ -380,7 +388,7 @@ class TSRNet(Localizer):
             chosen = [int(np.argmax(video))]
         found = []
         for c in chosen:
-            for first, last in runs_above(w[:, c], self.detect_threshold):
+            for first, last in runs_above(w[:, c], options.detect_threshold):
                 score = outer_inner_score(w[:, c], first, last, inflation=settings.inflation)
                 score += settings.video_score_weight * float(video[c])
                 found.append((c, float(first), float(last + 1), score))
@@ -611,7 +619,6 @@ def tsrnet(
     kt_sigma: float | None = None,
     trimmed_epochs: int | None = None,
     theta: float = 0.5,
-    detect_threshold: float = 0.2,
     attention_norm: str = "minmax",
     lr_scales: dict[str, float] | None = None,
 ) -> TSRNet:
@@ -632,5 +639,5 @@ def tsrnet(
         fc_activation=fc_activation, attention=attention, alpha=alpha, beta=beta,
         knowledge_transfer=knowledge_transfer, kt_fc2=kt_fc2, kt_weight=kt_weight,
         kt_sigma=kt_sigma, trimmed_epochs=trimmed_epochs, theta=theta,
-        detect_threshold=detect_threshold, attention_norm=attention_norm, lr_scales=lr_scales,
+        attention_norm=attention_norm, lr_scales=lr_scales,
     )
