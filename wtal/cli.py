@@ -58,17 +58,27 @@ def _nested(values: dict[str, Any]) -> dict[str, Any]:
 
 
 def _model_block(
-    path: str | None, dataset: str | None, user: dict[str, Any] | None = None
+    path: str | None,
+    dataset: str | None,
+    user: dict[str, Any] | None = None,
+    configfile: str | None = None,
 ) -> dict[str, Any]:
     """A model's settings resolved as the workflow resolves them
     (:func:`wtal.settings.resolve_model_settings`: the file, its block for ``dataset``, the
-    ``user`` overrides, validated with the schema's defaults); without a file, the defaults."""
-    from wtal.settings import merge_settings, resolve_model_settings, validate
+    overrides of a workflow ``configfile`` for this model (its ``models: {<name>: ...}``
+    entry), then ``user``'s, validated with the schema's defaults); without a file, the
+    defaults and ``user``'s."""
+    from wtal.settings import merge_settings, read_yaml, resolve_model_settings, validate
 
     if path is None:
         return validate(merge_settings({"name": "command-line"}, user), "model.schema.yaml",
                         "command-line settings")
-    return resolve_model_settings(path, dataset, user)
+    overrides: dict[str, Any] = {}
+    if configfile is not None:
+        overrides = dict((read_yaml(configfile).get("models") or {}).get(Path(path).stem) or {})
+    if user:
+        overrides = merge_settings(overrides, {"datasets": {dataset: user}} if dataset else user)
+    return resolve_model_settings(path, dataset, overrides)
 
 
 def cmd_synth_demo(args: argparse.Namespace) -> None:
@@ -168,7 +178,8 @@ def cmd_train(args: argparse.Namespace) -> None:
     from wtal.settings import train_settings
     from wtal.train import train
 
-    block = _model_block(args.config, args.dataset, {"train": _nested(_key_values(args.set))})
+    block = _model_block(args.config, args.dataset, {"train": _nested(_key_values(args.set))},
+                         args.configfile)
     log = train(args.index, args.features, args.out_model, args.out_log, model=args.model,
                 model_args=block["args"], settings=train_settings(block["train"]),
                 device=args.device, threads=args.threads, progress=interactive(),
@@ -180,7 +191,8 @@ def cmd_infer(args: argparse.Namespace) -> None:
     from wtal.infer import infer
     from wtal.settings import infer_settings
 
-    block = _model_block(args.config, args.dataset, {"infer": _nested(_key_values(args.set))})
+    block = _model_block(args.config, args.dataset, {"infer": _nested(_key_values(args.set))},
+                         args.configfile)
     settings, model_options = infer_settings(block["infer"])
     sub = infer(args.model, args.features, args.out, args.cas_dir, settings=settings,
                 model_options=model_options, device=args.device, threads=args.threads)
@@ -377,7 +389,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--features", nargs="+", required=True, help="feature .npy files")
         p.add_argument("--config", help="a pipeline/config/models/*.yaml")
         p.add_argument("--dataset", help="apply the config's block for this dataset")
-        p.add_argument("--set", nargs="*", default=[], help="settings as KEY=VALUE")
+        p.add_argument("--configfile", help="a workflow config whose models: entry for this "
+                       "model applies (as snakemake --configfile does)")
+        p.add_argument("--set", nargs="*", default=[],
+                       help="settings as KEY=VALUE (model.KEY for the model's own infer knobs)")
         p.add_argument("--device", default="auto")
         p.add_argument("--threads", type=int, default=None)
         p.set_defaults(func=func)
