@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from extractors.progresslog import eta
 from wtal.progress import progress_bar
 from wtal.sampling import pad_batch
 
@@ -73,11 +74,6 @@ class FitLog:
     lr_groups: list[list[float]] = field(default_factory=list)  # every group's
     epoch_seconds: list[float] = field(default_factory=list)
     steps: int = 0  # optimiser steps taken
-
-
-def _eta(seconds: float) -> str:
-    seconds = max(0, round(seconds))
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
 def fit(
@@ -159,5 +155,5 @@ def fit(
                          if math.isfinite(v[-1]))
         logger.info("%s: epoch %d/%d loss %.4f%s | %.2f s/epoch, ETA %s", name, epoch + 1,
                     epochs, log.loss[-1], f" ({shown})" if shown else "",
-                    log.epoch_seconds[-1], _eta(per_epoch * (epochs - epoch - 1)))
+                    log.epoch_seconds[-1], eta(per_epoch * (epochs - epoch - 1)))
     return log

@@ -31,6 +31,7 @@ from wtal.models.base import Candidate, Localizer
 from wtal.postprocess import hard_nms, minmax, outer_inner_score, runs_above, soft_nms
 from wtal.sampling import rescale
 from wtal.settings import InferSettings
+from wtal.versions import provenance
 
 __all__ = ["Candidate", "InferSettings", "cas_candidates", "finish_detections", "infer",
            "infer_options", "load_model", "localize", "model_input", "predict_video"]
@@ -270,6 +271,7 @@ def infer(
         },
         "video_scores": video_scores,
         "settings": {**asdict(settings), "model": asdict(options)},
+        "provenance": provenance("infer"),
     }
     write_json(detections_out, submission)
     if thumos14_out is not None:

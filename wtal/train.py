@@ -28,6 +28,7 @@ from wtal.models import build_model, builder_parameters
 from wtal.models.base import Localizer
 from wtal.sampling import Sampling, rescale, sample, shot_boundaries
 from wtal.settings import TrainSettings
+from wtal.versions import provenance
 
 __all__ = ["TrainSettings", "feature_statistics", "load_split", "make_optimizer", "train"]
 
@@ -226,6 +227,7 @@ def train(
         },
         "dataset": index["dataset"],
         "code_version": wtal.__version__,
+        "provenance": provenance("train"),
     }
     with atomic_path(model_out, suffix=".pt") as tmp:
         torch.save(checkpoint, tmp)
@@ -248,6 +250,7 @@ def train(
         "seconds": time.time() - t0,
         "device": str(dev),
         "code_version": wtal.__version__,
+        "provenance": provenance("train"),
     }
     write_json(log_out, log)
     return log

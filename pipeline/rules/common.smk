@@ -4,8 +4,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-import extractors
-import wtal
+from extractors.versions import FEATURES_VERSION, FLOW_VERSION
 from wtal.datasets import load_index, resolve_folder, videos_of_split
 from wtal.settings import (
     merge_model_settings,
@@ -13,6 +12,7 @@ from wtal.settings import (
     resolve_dataset_settings,
     resolve_model_settings,
 )
+from wtal.versions import stage_version
 
 BASE = Path(workflow.basedir)
 CONFIG_DIR = BASE / "pipeline" / "config"
@@ -144,10 +144,10 @@ def import_inputs(wildcards):
 
 def joint_inputs(wildcards):
     cfg = dataset_config(wildcards.dataset)
-    from wtal.byof import _find_joint
+    from wtal.byof import find_joint
 
     return {
-        "joint": str(_find_joint(Path(cfg["features_dir"]), cfg.get("features_file"))),
+        "joint": str(find_joint(Path(cfg["features_dir"]), cfg.get("features_file"))),
         "annotations": cfg["annotations"],
     }
 
@@ -167,7 +167,7 @@ def test_features(wildcards):
 
 def features_flow_input(wildcards):
     """The flow cache of {video}, unless the backbone is RGB-only (then no flow stage runs)."""
-    from extractors.features import RGB_ONLY
+    from extractors.catalog import RGB_ONLY
 
     if wildcards.extractor in RGB_ONLY:
         return []
@@ -206,7 +206,7 @@ def flow_params(wildcards):
     return {
         **cfg["flow"],
         "short_side": cfg["features"]["short_side"],
-        "code_version": extractors.__version__,
+        "code_version": FLOW_VERSION,  # the flow stage's output version
     }
 
 
@@ -265,5 +265,3 @@ def evaluation_params(wildcards):
     return {**cfg["evaluation"], "subset": test[0]}
 
 
-def code_version(wildcards):
-    return wtal.__version__
