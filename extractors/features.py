@@ -70,10 +70,8 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "RANDOM_WEIGHTS",
     "FeatureSettings",
-    "I3DSettings",
     "crop_views",
     "extract_features",
-    "extract_i3d",
     "load_features",
     "resolve_device",
 ]
@@ -117,7 +115,6 @@ class FeatureSettings:
         return self.extractor not in RGB_ONLY
 
 
-I3DSettings = FeatureSettings  # the name the i3d-only stage used
 
 
 def resolve_device(device: str) -> torch.device:
@@ -469,9 +466,6 @@ def extract_features(
     }
     write_json(Path(out).with_suffix(".json"), sidecar)
     return sidecar
-
-
-extract_i3d = extract_features  # the features stage under its former name
 
 
 def load_features(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]:
