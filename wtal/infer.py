@@ -28,7 +28,14 @@ from wtal.evaluate import write_thumos14_detections
 from wtal.io import save_npy, write_json
 from wtal.models import build_model
 from wtal.models.base import Candidate, Localizer
-from wtal.postprocess import hard_nms, minmax, outer_inner_score, runs_above, soft_nms
+from wtal.postprocess import (
+    chosen_classes,
+    hard_nms,
+    minmax,
+    outer_inner_score,
+    runs_above,
+    soft_nms,
+)
 from wtal.sampling import rescale
 from wtal.settings import InferSettings
 from wtal.versions import provenance
@@ -133,9 +140,7 @@ def cas_candidates(
         video_scores: (C,) video-level probabilities.
         settings: post-processing settings.
     """
-    chosen = [c for c in range(cas.shape[1]) if video_scores[c] >= settings.class_threshold]
-    if not chosen:
-        chosen = [int(np.argmax(video_scores))]
+    chosen = chosen_classes(video_scores, settings.class_threshold)
     out: list[Candidate] = []
     for c in chosen:
         seq = minmax(cas[:, c])

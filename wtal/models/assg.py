@@ -102,7 +102,7 @@ from wtal.losses import multilabel_bce
 from wtal.models.base import Localizer, Pretrained, Trimmed
 from wtal.models.cas_baseline import CASBaseline
 from wtal.models.registry import register_model
-from wtal.postprocess import runs_above
+from wtal.postprocess import chosen_classes, masked_minmax, runs_above
 from wtal.sampling import shot_boundaries
 
 if TYPE_CHECKING:
@@ -232,16 +232,6 @@ def classification_loss(pooled: Tensor, labels: Tensor) -> Tensor:
     return -(labels.to(pooled.dtype) * logp).sum(dim=1).mean()
 
 
-def masked_minmax(x: Tensor, mask: Tensor) -> Tensor:
-    """Min-max normalise (B, T, C) over the valid snippets of each video (constant → 0)."""
-    m = mask.unsqueeze(-1)  # (B, T, 1)
-    lo = x.masked_fill(~m, float("inf")).amin(dim=1, keepdim=True)  # (B, 1, C)
-    hi = x.masked_fill(~m, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, C)
-    span = hi - lo
-    out = (x - lo) / span.clamp(min=1e-12)
-    return torch.where((span > 1e-12) & m, out, torch.zeros_like(out))
-
-
 def shot_change_seeds(x: Tensor, mask: Tensor) -> Tensor:
     """Background seeds from shot changes (§3.2.1): the two snippets around each boundary.
 
@@ -294,8 +284,12 @@ class SSGStream(nn.Module):
 # ---- the model --------------------------------------------------------------------------------
 
 
+@register_model("assg")
 class ASSG(Localizer):
-    """Seed network → per-stream SSG + self-adaptive classifier, trained adversarially."""
+    """Seed network → per-stream SSG + self-adaptive classifier, trained adversarially.
+
+    ``streams`` (the features' column ranges) is passed by the training stage.
+    """
 
     def __init__(
         self,
@@ -578,9 +572,7 @@ class ASSG(Localizer):
         scores = scores_t[0].float().cpu().numpy()  # (C,)
         n = int(out.mask[0].sum().item())
         heat = heat[:n]
-        chosen = [c for c in range(len(scores)) if scores[c] >= settings.class_threshold]
-        if not chosen:
-            chosen = [int(np.argmax(scores))]
+        chosen = chosen_classes(scores, settings.class_threshold)
         found: list[tuple[int, float, float, float]] = []
         for c in chosen:
             cands: dict[tuple[int, int], float] = {}
@@ -603,43 +595,3 @@ class ASSG(Localizer):
             seqs["heatmap"] = heat[..., 1:]
             seqs["background"] = heat[..., 0]
         return seqs
-
-
-
-
-@register_model("assg")
-def assg(
-    *,
-    in_dim: int,
-    num_classes: int,
-    hidden: int = 512,
-    theta_g_fg: float = 0.99,
-    theta_g_bg: float = 0.99,
-    theta_a: float = 0.4,
-    fusion_lambda: float = 0.3,
-    pooling: str = "sap",
-    modules: str = "assg",
-    fg_seed_threshold: float = 0.8,
-    bg_seeds: str = "shots",
-    bg_seed_threshold: float = 0.1,
-    seed_hidden: int = 512,
-    seed_kernel_size: int = 3,
-    seed_dropout: float = 0.7,
-    seed_topk_ratio: float = 0.125,
-    seed_epochs: int = 100,
-    seed_batch_size: int = 16,
-    seed_lr: float = 1e-4,
-    video_scores: str = "seed",
-    streams: dict[str, list[int]] | None = None,
-) -> ASSG:
-    """Build ASSG (see the module docstring; ``streams`` is passed by the training loop)."""
-    return ASSG(
-        in_dim=in_dim, num_classes=num_classes, hidden=hidden, theta_g_fg=theta_g_fg,
-        theta_g_bg=theta_g_bg, theta_a=theta_a, fusion_lambda=fusion_lambda, pooling=pooling,
-        modules=modules, fg_seed_threshold=fg_seed_threshold, bg_seeds=bg_seeds,
-        bg_seed_threshold=bg_seed_threshold, seed_hidden=seed_hidden,
-        seed_kernel_size=seed_kernel_size, seed_dropout=seed_dropout,
-        seed_topk_ratio=seed_topk_ratio, seed_epochs=seed_epochs,
-        seed_batch_size=seed_batch_size, seed_lr=seed_lr, video_scores=video_scores,
-        streams=streams,
-    )

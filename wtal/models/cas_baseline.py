@@ -60,6 +60,7 @@ def temporal_pool(cas: Tensor, mask: Tensor, *, pooling: str, topk_ratio: float)
     return top.sum(dim=1) / ks.unsqueeze(-1).to(cas.dtype)
 
 
+@register_model("cas_baseline")
 class CASBaseline(Localizer):
     """Temporal convolutions → CAS → temporal pooling."""
 
@@ -110,28 +111,3 @@ class CASBaseline(Localizer):
         """
         cas = torch.sigmoid(self.forward(x, mask).cas)  # (B, T, C)
         return {"cas": cas, "background": 1.0 - cas.amax(dim=-1)}
-
-
-@register_model("cas_baseline")
-def cas_baseline(
-    *,
-    in_dim: int,
-    num_classes: int,
-    hidden: int = 512,
-    kernel_size: int = 3,
-    num_layers: int = 2,
-    dropout: float = 0.7,
-    pooling: str = "topk",
-    topk_ratio: float = 0.125,
-) -> CASBaseline:
-    """Build the plain CAS baseline."""
-    return CASBaseline(
-        in_dim=in_dim,
-        num_classes=num_classes,
-        hidden=hidden,
-        kernel_size=kernel_size,
-        num_layers=num_layers,
-        dropout=dropout,
-        pooling=pooling,
-        topk_ratio=topk_ratio,
-    )

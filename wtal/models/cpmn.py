@@ -92,7 +92,7 @@ from torch import Tensor, nn
 
 from wtal.models.base import Localizer
 from wtal.models.registry import register_model
-from wtal.postprocess import runs_above
+from wtal.postprocess import masked_minmax, runs_above
 
 STREAMS = ("both", "rgb", "flow", "concat")
 
@@ -132,21 +132,6 @@ def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     """Average (B, T, K) over the valid snippets of (B, T) ``mask`` → (B, K)."""
     m = mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
     return (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
-
-
-def masked_minmax(x: Tensor, mask: Tensor, *, flat: float = 0.0) -> Tensor:
-    """Min-max normalise (B, T, C) over the valid snippets of each video, per class (Eq. 3).
-
-    A class that is constant over the video maps to ``flat``; padding maps to zeros.
-    """
-    valid = mask.unsqueeze(-1)  # (B, T, 1)
-    lo = x.masked_fill(~valid, float("inf")).amin(dim=1, keepdim=True)  # (B, 1, C)
-    hi = x.masked_fill(~valid, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, C)
-    span = hi - lo
-    ok = torch.isfinite(span) & (span > 1e-12)
-    out = torch.where(ok, (x - lo) / torch.where(ok, span, torch.ones_like(span)),
-                      torch.full_like(x, flat))
-    return out.masked_fill(~valid, 0.0)
 
 
 def erasing_mask(tcas: Tensor, mask: Tensor, targets: Tensor, *, zeta: float) -> Tensor:
@@ -480,8 +465,38 @@ class CPMNInferOptions:
             raise ValueError("top_classes must be at least 1")
 
 
+@register_model("cpmn")
 class CPMN(Localizer):
-    """One CPMN sub-network per stream, fused at localisation (Eq. 4, 5, 7, 8)."""
+    """One CPMN sub-network per stream, fused at localisation (Eq. 4, 5, 7, 8).
+
+    Args:
+        in_dim: feature dimension of the files.
+        num_classes: C.
+        stream: ``both`` (the paper): one independent sub-network per stream of ``streams``,
+            fused at localisation (one on all columns when no ranges are recorded); ``rgb`` or
+            ``flow``: that stream only; ``concat``: one sub-network on the concatenated columns
+            (early fusion, not the paper).
+        hidden: filters of every hidden convolution (512).
+        kernel_size: temporal kernel of the CCM convolutions (3).
+        mining: add classifier B on erased features (table 3, "mining T-CAS").
+        pam: add the pyramid attention module (table 3, "PAM").
+        zeta: erasing threshold ζ (0.4).
+        erase_guide: in training, erase after the video's labels (Algorithm 1) or after A's
+            predictions (the test-time rule).
+        levels: pyramid levels (3).
+        window: T_ω (64), a multiple of 2^(levels-1); the PAM runs on windows of this length.
+        l2_weight: λ of Eq. (6) (0.0025).
+        resize: resample each video to this many snippets before the network and the outputs
+            back to its length (64 on ActivityNet in the paper); None keeps the length.
+        score_mining: also average classifier B's logits into the video scores.
+        streams: the features' column range per stream (``{"rgb": [0, 1024], ...}``, passed by
+            the training loop from the feature sidecars); None = no recorded ranges (``rgb`` /
+            ``flow`` then take the first / last half of the columns).
+
+    Inference knobs (``infer.model``, :class:`CPMNInferOptions`): ``theta`` θ_TCAS, the
+    proposal threshold as a fraction of the max of Φ (0.2); ``top_classes``, classes localised
+    per video (2 on THUMOS14, 1 on ActivityNet).
+    """
 
     InferOptions = CPMNInferOptions
 
@@ -632,58 +647,3 @@ class CPMN(Localizer):
             seqs.update({f"{name}.{k}" if many else k: v for k, v in own.items()})
         seqs["localisation"] = self.probabilities(out)[0]
         return seqs
-
-
-@register_model("cpmn")
-def cpmn(
-    *,
-    in_dim: int,
-    num_classes: int,
-    stream: str = "both",
-    hidden: int = 512,
-    kernel_size: int = 3,
-    mining: bool = True,
-    pam: bool = True,
-    zeta: float = 0.4,
-    erase_guide: str = "labels",
-    levels: int = 3,
-    window: int = 64,
-    l2_weight: float = 0.0025,
-    resize: int | None = None,
-    score_mining: bool = False,
-    streams: dict[str, list[int]] | None = None,
-) -> CPMN:
-    """Build CPMN.
-
-    Args:
-        in_dim: feature dimension of the files.
-        num_classes: C.
-        stream: ``both`` (the paper): one independent sub-network per stream of ``streams``,
-            fused at localisation (one on all columns when no ranges are recorded); ``rgb`` or
-            ``flow``: that stream only; ``concat``: one sub-network on the concatenated columns
-            (early fusion, not the paper).
-        hidden: filters of every hidden convolution (512).
-        kernel_size: temporal kernel of the CCM convolutions (3).
-        mining: add classifier B on erased features (table 3, "mining T-CAS").
-        pam: add the pyramid attention module (table 3, "PAM").
-        zeta: erasing threshold ζ (0.4).
-        erase_guide: in training, erase after the video's labels (Algorithm 1) or after A's
-            predictions (the test-time rule).
-        levels: pyramid levels (3).
-        window: T_ω (64), a multiple of 2^(levels-1); the PAM runs on windows of this length.
-        l2_weight: λ of Eq. (6) (0.0025).
-        resize: resample each video to this many snippets before the network and the outputs
-            back to its length (64 on ActivityNet in the paper); None keeps the length.
-        score_mining: also average classifier B's logits into the video scores.
-        streams: the features' column range per stream (``{"rgb": [0, 1024], ...}``, passed by
-            the training loop from the feature sidecars); None = no recorded ranges (``rgb`` /
-            ``flow`` then take the first / last half of the columns).
-
-    Inference knobs (``infer.model``, :class:`CPMNInferOptions`): ``theta`` θ_TCAS, the
-    proposal threshold as a fraction of the max of Φ (0.2); ``top_classes``, classes localised
-    per video (2 on THUMOS14, 1 on ActivityNet).
-    """
-    return CPMN(in_dim=in_dim, num_classes=num_classes, stream=stream, hidden=hidden,
-                kernel_size=kernel_size, mining=mining, pam=pam, zeta=zeta,
-                erase_guide=erase_guide, levels=levels, window=window, l2_weight=l2_weight,
-                resize=resize, score_mining=score_mining, streams=streams)

@@ -86,7 +86,7 @@ from wtal.losses import multilabel_bce, multilabel_softmax_ce
 from wtal.models.base import Localizer
 from wtal.models.cas_baseline import temporal_pool
 from wtal.models.registry import register_model
-from wtal.postprocess import outer_inner_score, runs_above
+from wtal.postprocess import chosen_classes, masked_minmax, outer_inner_score, runs_above
 
 
 class ECMOutput(NamedTuple):
@@ -207,21 +207,6 @@ def three_fold_aggregate(
     return num / (den.unsqueeze(-1) + eps)
 
 
-def masked_minmax(cas: Tensor, mask: Tensor) -> Tensor:
-    """Min-max normalise (B, T, C) along time over the valid snippets; padding and constant
-    sequences become 0."""
-    m = mask.unsqueeze(-1)  # (B, T, 1)
-    lo = cas.masked_fill(~m, float("inf")).amin(dim=1, keepdim=True)  # (B, 1, C)
-    hi = cas.masked_fill(~m, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, C)
-    span = hi - lo
-    ok = span > 1e-12
-    out = (cas - lo) / torch.where(ok, span, torch.ones_like(span))
-    return torch.where(m & ok, out, torch.zeros_like(out)).clamp(0.0, 1.0)
-
-
-# ---- losses (Sec. 3.3–3.5) --------------------------------------------------------------------
-
-
 def class_scores(video_logits: Tensor, *, scores: str = "softmax") -> Tensor:
     """Video logits (B, C) → classification scores: ``softmax`` over the classes (the paper's
     reading) or an independent ``sigmoid`` per class."""
@@ -326,8 +311,14 @@ class ECMInferOptions:
         object.__setattr__(self, "tag_gammas", gammas)
 
 
+@register_model("ecm")
 class ECM(Localizer):
-    """Pre- and post-classification streams sharing one classifier (Fig. 2)."""
+    """Pre- and post-classification streams sharing one classifier (Fig. 2).
+
+    pre only: ``post_stream=False, a2c=False, c2c=False``; post only: ``pre_stream=False,
+    a2c=False, c2c=False``; shared: ``a2c=False, c2c=False``; +L_a2c: ``c2c=False``;
+    not shared: ``shared_classifier=False``; full ECM: the defaults.
+    """
 
     InferOptions = ECMInferOptions
 
@@ -487,9 +478,7 @@ class ECM(Localizer):
         cas_t, scores_t = self.probabilities(out)
         cas = cas_t[0].detach().cpu().double().numpy()  # (T, C) in [0, 1]
         scores = scores_t[0].detach().cpu().double().numpy()  # (C,)
-        kept = [c for c in range(len(scores)) if scores[c] >= settings.class_threshold]
-        if not kept:
-            kept = [int(np.argmax(scores))]
+        kept = chosen_classes(scores, settings.class_threshold)
         found: list[tuple[int, float, float, float]] = []
         for c in kept:
             best: dict[tuple[int, int], float] = {}
@@ -521,53 +510,3 @@ class ECM(Localizer):
             seqs["action_weights"] = out.action_weights
             seqs["background_weights"] = (1.0 - out.action_weights) * m
         return seqs
-
-
-@register_model("ecm")
-def ecm(
-    *,
-    in_dim: int,
-    num_classes: int,
-    hidden: int = 512,
-    dropout: float = 0.7,
-    topk_ratio: float = 0.125,
-    pre_stream: bool = True,
-    post_stream: bool = True,
-    shared_classifier: bool = True,
-    a2c: bool = True,
-    c2c: bool = True,
-    alpha: float = 0.05,
-    beta: float = 5.0,
-    class_specific_weights: bool = True,
-    folds: int = 3,
-    a2c_activation: str = "sigmoid",
-    aggregation: str = "length",
-    scores: str = "softmax",
-    a2c_absence_trains: str = "weights",
-) -> ECM:
-    """Build ECM; the switches reproduce table 4's rows (see ``pipeline/config/models/ecm.yaml``).
-
-    pre only: ``post_stream=False, a2c=False, c2c=False``; post only: ``pre_stream=False,
-    a2c=False, c2c=False``; shared: ``a2c=False, c2c=False``; +L_a2c: ``c2c=False``;
-    not shared: ``shared_classifier=False``; full ECM: the defaults.
-    """
-    return ECM(
-        in_dim=in_dim,
-        num_classes=num_classes,
-        hidden=hidden,
-        dropout=dropout,
-        topk_ratio=topk_ratio,
-        pre_stream=pre_stream,
-        post_stream=post_stream,
-        shared_classifier=shared_classifier,
-        a2c=a2c,
-        c2c=c2c,
-        alpha=alpha,
-        beta=beta,
-        class_specific_weights=class_specific_weights,
-        folds=folds,
-        a2c_activation=a2c_activation,
-        aggregation=aggregation,
-        scores=scores,
-        a2c_absence_trains=a2c_absence_trains,
-    )

@@ -440,8 +440,24 @@ class KTMGFNInferOptions:
     score_class: bool = True
 
 
+@register_model("kt_mgfn")
 class KTMGFN(Localizer):
-    """KT-MGFN: cascaded dilated classification block, knowledge transfer, boundary regression."""
+    """KT-MGFN: cascaded dilated classification block, knowledge transfer, boundary regression.
+
+    The builder's defaults are the paper's except ``brm=False``: the BRM's parameters do not
+    feed the video logits, and a model built with defaults must train on ``video_logits``
+    alone. ``pipeline/config/models/kt_mgfn.yaml`` turns it on (the paper's configuration).
+    Choices the paper leaves open: ``hidden``, ``dropout``, ``inflation`` γ (AutoLoc's 0.25),
+    ``kt_sigma`` (median heuristic), ``activation`` (min-max, see :meth:`KTMGFN.activations`),
+    ``oic_through_cas`` (off, see :meth:`KTMGFN.oic_objective`), the classes erased without
+    labels (``erase_class_threshold``), which GAP layer feeds the KTM (stage 1, branches
+    concatenated) and how long the trimmed branch trains (``trimmed_epochs``, 30: the paper's
+    1e-3 phase; ``trimmed_lr`` / ``trimmed_batch_size``, None: the main loop's, see
+    :meth:`KTMGFN.pretrain`).
+    Ablation switches: ``mdcm``, ``ccm``, ``ktm``, ``brm`` (table V); ``dilations`` (Fig. 5);
+    ``erase_threshold`` ξ_era (Fig. 6); table VIII's ``score_act`` / ``score_oic`` /
+    ``score_class`` are inference knobs (``infer.model``, :class:`KTMGFNInferOptions`).
+    """
 
     InferOptions = KTMGFNInferOptions
 
@@ -482,6 +498,8 @@ class KTMGFN(Localizer):
         super().__init__()
         if trimmed_epochs < 0:
             raise ValueError(f"trimmed_epochs must be >= 0, got {trimmed_epochs}")
+        if not math.isfinite(erase_threshold) or not 0.0 <= erase_threshold <= 1.0:
+            raise ValueError(f"erase_threshold must be in [0, 1], got {erase_threshold}")
         if pooling not in {"mean", "topk"}:
             raise ValueError(f"unknown pooling {pooling!r} (mean or topk)")
         if activation not in {"minmax", "sigmoid"}:
@@ -1017,69 +1035,3 @@ class KTMGFN(Localizer):
             parts["kt_on"] = 0.0
         parts["total"] = total.item()
         return total, parts
-
-
-@register_model("kt_mgfn")
-def kt_mgfn(
-    *,
-    in_dim: int,
-    num_classes: int,
-    hidden: int = 512,
-    kernel_size: int = 3,
-    dropout: float = 0.5,
-    pooling: str = "mean",
-    topk_ratio: float = 0.125,
-    activation: str = "minmax",
-    mdcm: bool = True,
-    dilations: Sequence[int] = (1, 2, 3, 5),
-    ccm: bool = True,
-    erase_threshold: float = 0.8,
-    erase_class_threshold: float = 0.5,
-    ktm: bool = True,
-    beta: float = 10.0,
-    kt_sigma: float | None = None,
-    brm: bool = False,
-    anchor_scales: Sequence[float] = THUMOS14_ANCHORS,
-    brm_hidden: int = 128,
-    brm_layers: int = 3,
-    inflation: float = 0.25,
-    alpha: float = 10.0,
-    brm_start_epoch: int = 30,
-    min_activation: float = 0.1,
-    max_oic: float = -0.3,
-    oic_reduction: str = "sum",
-    oic_through_cas: bool = False,
-    trimmed_epochs: int = 30,
-    trimmed_lr: float | None = None,
-    trimmed_batch_size: int | None = None,
-) -> KTMGFN:
-    """Build KT-MGFN.
-
-    The builder's defaults are the paper's except ``brm=False``: the BRM's parameters do not
-    feed the video logits, and a model built with defaults must train on ``video_logits``
-    alone. ``pipeline/config/models/kt_mgfn.yaml`` turns it on (the paper's configuration).
-    Choices the paper leaves open: ``hidden``, ``dropout``, ``inflation`` γ (AutoLoc's 0.25),
-    ``kt_sigma`` (median heuristic), ``activation`` (min-max, see :meth:`KTMGFN.activations`),
-    ``oic_through_cas`` (off, see :meth:`KTMGFN.oic_objective`), the classes erased without
-    labels (``erase_class_threshold``), which GAP layer feeds the KTM (stage 1, branches
-    concatenated) and how long the trimmed branch trains (``trimmed_epochs``, 30: the paper's
-    1e-3 phase; ``trimmed_lr`` / ``trimmed_batch_size``, None: the main loop's, see
-    :meth:`KTMGFN.pretrain`).
-    Ablation switches: ``mdcm``, ``ccm``, ``ktm``, ``brm`` (table V); ``dilations`` (Fig. 5);
-    ``erase_threshold`` ξ_era (Fig. 6); table VIII's ``score_act`` / ``score_oic`` /
-    ``score_class`` are inference knobs (``infer.model``, :class:`KTMGFNInferOptions`).
-    """
-    if not math.isfinite(erase_threshold) or not 0.0 <= erase_threshold <= 1.0:
-        raise ValueError(f"erase_threshold must be in [0, 1], got {erase_threshold}")
-    return KTMGFN(
-        in_dim=in_dim, num_classes=num_classes, hidden=hidden, kernel_size=kernel_size,
-        dropout=dropout, pooling=pooling, topk_ratio=topk_ratio, activation=activation,
-        mdcm=mdcm, dilations=dilations,
-        ccm=ccm, erase_threshold=erase_threshold, erase_class_threshold=erase_class_threshold,
-        ktm=ktm, beta=beta, kt_sigma=kt_sigma, brm=brm, anchor_scales=anchor_scales,
-        brm_hidden=brm_hidden, brm_layers=brm_layers, inflation=inflation, alpha=alpha,
-        brm_start_epoch=brm_start_epoch, min_activation=min_activation, max_oic=max_oic,
-        oic_reduction=oic_reduction, oic_through_cas=oic_through_cas,
-        trimmed_epochs=trimmed_epochs,
-        trimmed_lr=trimmed_lr, trimmed_batch_size=trimmed_batch_size,
-    )

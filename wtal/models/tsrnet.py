@@ -63,7 +63,7 @@ from wtal.losses import multilabel_softmax_ce
 from wtal.models.base import Localizer, Pretrained, Trimmed
 from wtal.models.kt_mgfn import mmd2
 from wtal.models.registry import register_model
-from wtal.postprocess import outer_inner_score, runs_above
+from wtal.postprocess import chosen_classes, outer_inner_score, runs_above
 from wtal.settings import TrainSettings
 
 logger = logging.getLogger(__name__)
@@ -242,8 +242,19 @@ class TSRNetInferOptions:
     detect_threshold: float = 0.2  # on the fused w̄ (Eq. 10-11)
 
 
+@register_model("tsrnet")
 class TSRNet(Localizer):
-    """Independent self-attentive networks per stream, fused with θ (Eq. 11)."""
+    """Independent self-attentive networks per stream, fused with θ (Eq. 11).
+
+    Paper settings: dropout 0.8, θ = 0.5, detection threshold 0.2, RGB / flow learning rates
+    1e-4 / 5e-4 (``lr_scales`` None: ×1 RGB, ×5 flow of the loop's lr; the optimizer, SGD with
+    momentum 0.9, and the schedule are the loop's). Choices the paper leaves open: ``hops``,
+    ``attention_hidden`` (b), ``fc_hidden``, α and β, ``kt_sigma`` (median heuristic),
+    ``attention_norm`` (max), linear FC layers (``fc_activation``) and the trimmed network's
+    epochs. Ablation switches (Fig. 3, tables 1 and 3): ``streams`` / ``stream``
+    (two-stream, RGB, flow), ``attention`` (+SA), ``knowledge_transfer`` (+KT), ``kt_fc2``
+    (w/o L_FC2).
+    """
 
     InferOptions = TSRNetInferOptions
 
@@ -383,9 +394,7 @@ class TSRNet(Localizer):
         w_all, scores = self.probabilities(out)
         w = w_all[0, :n].double().cpu().numpy()  # (n, C)
         video = scores[0].double().cpu().numpy()  # (C,)
-        chosen = [c for c in range(len(video)) if video[c] >= settings.class_threshold]
-        if not chosen:
-            chosen = [int(np.argmax(video))]
+        chosen = chosen_classes(video, settings.class_threshold)
         found = []
         for c in chosen:
             for first, last in runs_above(w[:, c], options.detect_threshold):
@@ -596,48 +605,3 @@ def _fit_classifier(
         opt=opt, epochs=epochs, batch_size=settings.batch_size, max_seqlen=settings.max_seqlen,
         rng=rng, device=device, name="tsrnet trimmed network",
         schedule=step_schedule(opt, settings.lr_milestones, settings.lr_gamma)).loss
-
-
-@register_model("tsrnet")
-def tsrnet(
-    *,
-    in_dim: int,
-    num_classes: int,
-    streams: dict[str, list[int]] | None = None,
-    stream: str = "both",
-    hops: int = 4,
-    attention_hidden: int = 256,
-    fc_hidden: int = 512,
-    dropout: float = 0.8,
-    fc_activation: str = "none",
-    attention: bool = True,
-    alpha: float = 10.0,
-    beta: float = 1.0,
-    knowledge_transfer: bool = True,
-    kt_fc2: bool = True,
-    kt_weight: float = 1.0,
-    kt_sigma: float | None = None,
-    trimmed_epochs: int | None = None,
-    theta: float = 0.5,
-    attention_norm: str = "minmax",
-    lr_scales: dict[str, float] | None = None,
-) -> TSRNet:
-    """Build TSRNet.
-
-    Paper settings: dropout 0.8, θ = 0.5, detection threshold 0.2, RGB / flow learning rates
-    1e-4 / 5e-4 (``lr_scales`` None: ×1 RGB, ×5 flow of the loop's lr; the optimizer, SGD with
-    momentum 0.9, and the schedule are the loop's). Choices the paper leaves open: ``hops``,
-    ``attention_hidden`` (b), ``fc_hidden``, α and β, ``kt_sigma`` (median heuristic),
-    ``attention_norm`` (max), linear FC layers (``fc_activation``) and the trimmed network's
-    epochs. Ablation switches (Fig. 3, tables 1 and 3): ``streams`` / ``stream``
-    (two-stream, RGB, flow), ``attention`` (+SA), ``knowledge_transfer`` (+KT), ``kt_fc2``
-    (w/o L_FC2).
-    """
-    return TSRNet(
-        in_dim=in_dim, num_classes=num_classes, streams=streams, stream=stream, hops=hops,
-        attention_hidden=attention_hidden, fc_hidden=fc_hidden, dropout=dropout,
-        fc_activation=fc_activation, attention=attention, alpha=alpha, beta=beta,
-        knowledge_transfer=knowledge_transfer, kt_fc2=kt_fc2, kt_weight=kt_weight,
-        kt_sigma=kt_sigma, trimmed_epochs=trimmed_epochs, theta=theta,
-        attention_norm=attention_norm, lr_scales=lr_scales,
-    )
