@@ -12,6 +12,7 @@ feature sidecar (:class:`extractors.grid.SnippetGrid`).
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, fields
@@ -39,6 +40,8 @@ from wtal.postprocess import (
 from wtal.sampling import rescale
 from wtal.settings import InferSettings
 from wtal.versions import provenance
+
+logger = logging.getLogger(__name__)
 
 __all__ = ["Candidate", "InferSettings", "cas_candidates", "finish_detections", "infer",
            "infer_options", "load_model", "localize", "model_input", "predict_video"]
@@ -250,6 +253,12 @@ def infer(
     dev = resolve_device(device)
     net, ckpt = load_model(model_path, dev)
     options = infer_options(net, model_options, str(model_path))
+    unread = sorted(net.unread_infer_settings())
+    given, defaults = asdict(settings), asdict(InferSettings())
+    changed = [k for k in unread if given[k] != defaults[k]]
+    if changed:
+        logger.warning("%s does not read the infer settings %s: they change nothing here",
+                       ckpt["model"], changed)
     classes = ckpt["classes"]
     results: dict[str, list[dict[str, Any]]] = {}
     video_scores: dict[str, dict[str, float]] = {}
@@ -276,6 +285,7 @@ def infer(
         },
         "video_scores": video_scores,
         "settings": {**asdict(settings), "model": asdict(options)},
+        "unread_settings": unread,  # generic settings this model's localisation ignores
         "provenance": provenance("infer"),
     }
     write_json(detections_out, submission)

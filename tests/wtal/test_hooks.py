@@ -64,6 +64,9 @@ class Probe(Localizer):
         return [{"params": self.a.parameters(), "lr": lr},
                 {"params": self.b.parameters(), "lr": 5 * lr}]
 
+    def unread_infer_settings(self) -> frozenset[str]:
+        return frozenset({"inflation"}) if self.planted is not None else frozenset()
+
     def candidates(self, out: Out, *, settings: InferSettings, options=None) -> list | None:
         if self.planted is None:
             return None
@@ -208,6 +211,21 @@ def test_infer_uses_the_models_candidates_through_the_grid(data, tmp_path: Path)
         ("A", [0.0, round(1 * s, 3)], pytest.approx(0.3)),  # clipped at the start
         ("B", [round(19.6 * s, 3), round(20 * s, 3)], pytest.approx(0.2)),  # and at the end
     ]
+
+
+def test_infer_says_which_settings_the_model_does_not_read(data, tmp_path: Path,
+                                                          caplog) -> None:
+    run_train(data, tmp_path, model_args={"candidates": [[0, 0.1, 0.3, 0.9]]})
+    with caplog.at_level(logging.WARNING, logger="wtal.infer"):
+        sub = infer(tmp_path / "m.pt", data["test"], tmp_path / "d.json", tmp_path / "cas",
+                    settings=InferSettings(inflation=0.5), device="cpu")
+    assert sub["unread_settings"] == ["inflation"]
+    assert "does not read the infer settings ['inflation']" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="wtal.infer"):  # left at its default: quiet
+        infer(tmp_path / "m.pt", data["test"], tmp_path / "d.json", tmp_path / "cas",
+              settings=InferSettings(), device="cpu")
+    assert "does not read" not in caplog.text
 
 
 def test_model_candidates_of_a_rescaled_model_map_back(data, tmp_path: Path) -> None:

@@ -583,6 +583,10 @@ class ASSG(Localizer):
             found += [(c, float(f), float(la + 1), s) for (f, la), s in cands.items()]
         return found
 
+    def unread_infer_settings(self) -> frozenset[str]:
+        """Runs are scored by their mean heatmap (Eq. 6), not an outer-inner contrast."""
+        return frozenset({"inflation"})
+
     @torch.no_grad()
     def score_sequences(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
         """The named per-snippet scores a report plots (see :mod:`wtal.report`):

@@ -43,6 +43,11 @@ single list of what a model provides:
     settings). None (the default) lets the infer stage threshold the CAS of
     :meth:`probabilities` (:func:`wtal.infer.cas_candidates`).
 
+``unread_infer_settings() -> frozenset of InferSettings names``
+    The generic localisation settings (``class_threshold``, ``cas_thresholds``, ``inflation``,
+    ``video_score_weight``) that this model's :meth:`candidates` does not read; the infer
+    stage says so when one is set, instead of ignoring it silently. Default: none.
+
 ``InferOptions``  (class attribute)
     A frozen dataclass of the model's inference-only knobs (default: none). They are settings
     of the infer stage, not of the builder: changing one reruns inference, never training.
@@ -179,6 +184,10 @@ class Localizer(nn.Module):
         """None: the infer stage thresholds the CAS (:func:`wtal.infer.cas_candidates`)."""
         del out, settings, options
         return None
+
+    def unread_infer_settings(self) -> frozenset[str]:
+        """Generic localisation settings :meth:`candidates` does not read: none."""
+        return frozenset()
 
     @torch.no_grad()
     def score_sequences(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:

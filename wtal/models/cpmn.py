@@ -595,6 +595,11 @@ class CPMN(Localizer):
                     found.append((int(c), float(first), float(last + 1), p_act * scores[c]))
         return found
 
+    def unread_infer_settings(self) -> frozenset[str]:
+        """CPMN localises the top classes by θ_TCAS (``infer.model``), scored by Eq. 8."""
+        return frozenset({"class_threshold", "cas_thresholds", "inflation",
+                          "video_score_weight"})
+
     def loss(
         self, out: CPMNOutput, labels: Tensor, mask: Tensor, *, epoch: int, step: int = 0,
         reference: Any = None, video_loss: str = "bce",

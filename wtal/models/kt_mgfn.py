@@ -970,6 +970,14 @@ class KTMGFN(Localizer):
         found.sort(key=lambda d: -d[3])
         return found
 
+    def unread_infer_settings(self) -> frozenset[str]:
+        """Candidates are scored by Eq. 6 (the model's own γ); with the BRM they are its
+        proposals, not CAS runs."""
+        unread = {"inflation", "video_score_weight"}
+        if self.brm is not None:
+            unread.add("cas_thresholds")
+        return frozenset(unread)
+
     # ---------------------------------------------------------------- objective
 
     def loss(

@@ -403,6 +403,10 @@ class TSRNet(Localizer):
                 found.append((c, float(first), float(last + 1), score))
         return found
 
+    def unread_infer_settings(self) -> frozenset[str]:
+        """One threshold, ``infer.model.detect_threshold``, instead of the CAS levels."""
+        return frozenset({"cas_thresholds"})
+
     @torch.no_grad()
     def score_sequences(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
         """Named per-snippet sequences for reports: ``cas`` (the fused w̄, (B, T, C)) and each
