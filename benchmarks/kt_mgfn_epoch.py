@@ -59,7 +59,7 @@ def time_epoch(
                            weight_decay=float(train["weight_decay"]))
     gen = torch.Generator().manual_seed(seed)
     clips_per_class = 100
-    net.set_trimmed(TrimmedReps(
+    reference = net.check_reference(TrimmedReps(
         torch.rand(classes * clips_per_class, net.embedding_dim, generator=gen),
         torch.eye(classes).repeat_interleave(clips_per_class, dim=0)))
     # one batch of inputs reused by every step: the work per step depends on shapes only
@@ -73,7 +73,7 @@ def time_epoch(
 
     def step(n: int) -> None:
         out = net(x[:n], mask[:n])
-        loss, _ = net.loss(out, labels[:n], mask[:n], epoch=epoch)
+        loss, _ = net.loss(out, labels[:n], mask[:n], epoch=epoch, reference=reference)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -31,6 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from extractors.bninception import BNInception, expand_first_conv, head_name_of, prepare_state_dict
+from extractors.catalog import BACKBONES
 from extractors.i3d import InceptionI3d, init_random_
 from extractors.weights import build_weights_record, load_state_dict, load_strict, resolve_weights
 
@@ -276,6 +277,3 @@ def build_bninception_flow(
     norm = (f"flow pixels in [0, 255] minus {TSN_FLOW_MEAN:g} (TSN); channels x1, y1, ..., "
             f"x{in_channels // 2}, y{in_channels // 2}")
     return Stream(net.eval(), net.extract_features, 1024, record, norm)
-
-
-BACKBONES: tuple[str, ...] = ("i3d", "i3d_r50", "untrimmednet", "tsrnet_frames")

@@ -29,6 +29,7 @@ every setting that changes the numbers.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -56,23 +57,25 @@ from extractors.backbones import (
     build_i3d_r50,
     build_resnet,
 )
+from extractors.catalog import RGB_ONLY
 from extractors.decode import FramePlan, VideoError, iter_frames, resized_size
 from extractors.flow import FlowCache
 from extractors.grid import SnippetGrid
+from extractors.progresslog import ProgressLog
+from extractors.versions import FEATURES_VERSION, provenance
 from wtal.io import atomic_path, write_json
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "RANDOM_WEIGHTS",
     "FeatureSettings",
-    "I3DSettings",
     "crop_views",
     "extract_features",
-    "extract_i3d",
     "load_features",
     "resolve_device",
 ]
 
-RGB_ONLY = frozenset({"i3d_r50"})
 TWO_D = frozenset({"untrimmednet", "tsrnet_frames"})
 TEN_CROP = "ten_crop"
 
@@ -112,7 +115,6 @@ class FeatureSettings:
         return self.extractor not in RGB_ONLY
 
 
-I3DSettings = FeatureSettings  # the name the i3d-only stage used
 
 
 def resolve_device(device: str) -> torch.device:
@@ -403,6 +405,8 @@ def extract_features(
             from tqdm import tqdm
 
             batches = tqdm(batches, desc=f"features {Path(plan.video).name}", unit="batch")
+        done = ProgressLog(logger, f"features {Path(plan.video).name}", unit="snippets",
+                           total=grid.n_snippets)
         width_d = sum(st.dim for st in backbone.streams.values())
         # rows go straight to a memory-mapped .npy beside ``out``, renamed into place when
         # complete: memory stays one batch whatever the video's length (and its output's size)
@@ -418,6 +422,7 @@ def extract_features(
                         "(check the weights)"
                     )
                 features[batch[0] : batch[-1] + 1] = rows
+                done.update(len(batch))
             features.flush()
             shape = list(features.shape)
             del features
@@ -456,13 +461,11 @@ def extract_features(
         ),
         "weights": {name: st.record for name, st in streams.items()},
         "code_version": extractors.__version__,
+        "provenance": provenance(FEATURES_VERSION),
         "device": str(dev),
     }
     write_json(Path(out).with_suffix(".json"), sidecar)
     return sidecar
-
-
-extract_i3d = extract_features  # the features stage under its former name
 
 
 def load_features(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]:

@@ -20,6 +20,7 @@ how flows are computed, so other backends (a GPU TV-L1) write the same format.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import operator
 import os
@@ -35,7 +36,10 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from extractors.progresslog import ProgressLog
 from wtal.io import atomic_path
+
+logger = logging.getLogger(__name__)
 
 FORMAT_NAME = "wtal-flow-cache"  # meta.json "format": what kind of file this is
 FORMAT_VERSION = 1  # meta.json "version": bumped on incompatible layout changes
@@ -391,6 +395,7 @@ def compute_flow(
         prev: npt.NDArray[np.uint8], frame: npt.NDArray[np.uint8] | None
     ) -> Iterator[npt.NDArray[np.uint8]]:
         index = 1
+        done = ProgressLog(logger, "TV-L1 flow", unit="flows")
         with tqdm(desc="TV-L1 flow", unit="flow", disable=not progress) as bar:
             while frame is not None:
                 if not isinstance(frame, np.ndarray) or frame.shape != frame_shape:
@@ -404,6 +409,7 @@ def compute_flow(
                 flow = tvl1.calc(prev, cur, None)  # (H, W, 2) float32
                 yield quantize(flow, bound)  # (H, W, 2) uint8
                 bar.update(1)
+                done.update(1)
                 prev = cur
                 frame = next(it, None)
                 index += 1

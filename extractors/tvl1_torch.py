@@ -57,6 +57,7 @@ eager but takes about a minute to compile the first time.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -76,6 +77,9 @@ from extractors.flow import (
     to_gray,
     write_flow_cache,
 )
+from extractors.progresslog import ProgressLog
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "BYTES_PER_PAIR_PIXEL",
@@ -683,6 +687,8 @@ def compute_flow_torch(
                 )
             yield to_gray(frame)
 
+    done = ProgressLog(logger, "TV-L1 flow (torch)", unit="flows")
+
     def flows() -> Iterator[npt.NDArray[np.uint8]]:
         chunk: list[npt.NDArray[np.uint8]] = []  # at most batch_pairs + 1 grey frames
         solved = False
@@ -706,6 +712,7 @@ def compute_flow_torch(
         for flow in result:
             yield quantize(flow, bound)
             bar.update(1)
+            done.update(1)
 
     meta = {**dict(extra_meta or {}), "backend": "torch", "device": str(dev)}
     return write_flow_cache(flows(), out, height=height, width=width, bound=bound, codec=codec,

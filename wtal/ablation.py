@@ -12,7 +12,6 @@ removed afterwards: the table is the product.
 
 from __future__ import annotations
 
-import copy
 import os
 import tempfile
 import time
@@ -22,19 +21,11 @@ from typing import Any
 
 import wtal
 from wtal.io import atomic_path, write_json
+from wtal.settings import infer_settings, merge_settings, train_settings
+
+__all__ = ["ablation_table", "merge_settings", "run_ablation", "variant_settings"]
 
 SECTIONS = ("args", "train", "infer")
-
-
-def merge_settings(base: Mapping[str, Any], override: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Copy of ``base`` with ``override`` merged in key by key (mappings recursively)."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in (override or {}).items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = merge_settings(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
 
 
 def variant_settings(
@@ -56,24 +47,6 @@ def variant_settings(
                              f"(args, train, infer)")
         out[name] = merge_settings({k: settings.get(k, {}) for k in SECTIONS}, override)
     return out
-
-
-def _train_settings(values: Mapping[str, Any]) -> Any:
-    from wtal.train import TrainSettings
-
-    values = dict(values)
-    if "lr_milestones" in values:
-        values["lr_milestones"] = tuple(values["lr_milestones"])
-    return TrainSettings(**values)
-
-
-def _infer_settings(values: Mapping[str, Any]) -> Any:
-    from wtal.infer import InferSettings
-
-    values = dict(values)
-    if "cas_thresholds" in values:
-        values["cas_thresholds"] = tuple(values["cas_thresholds"])
-    return InferSettings(**values)
 
 
 def run_ablation(
@@ -126,11 +99,13 @@ def run_ablation(
             t0 = time.time()
             log = train(index_path, train_paths, work / "model.pt", work / "train.json",
                         model=model, model_args=dict(values["args"]),
-                        settings=_train_settings(values["train"]), device=device,
+                        settings=train_settings(values["train"]), device=device,
                         threads=threads, trimmed_paths=trimmed_paths)
             t_train = time.time() - t0
+            variant_infer, variant_options = infer_settings(values["infer"])
             infer(work / "model.pt", test_paths, work / "detections.json", work / "cas",
-                  settings=_infer_settings(values["infer"]), device=device, threads=threads)
+                  settings=variant_infer, model_options=variant_options, device=device,
+                  threads=threads)
             result = evaluate(gt_path, work / "detections.json", subset=evaluation["subset"],
                               tious=evaluation["tiou"], protocol=evaluation["protocol"],
                               dataset=dataset, model=model, strict=True)

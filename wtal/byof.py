@@ -98,7 +98,7 @@ def read_wtalc_annotations(folder: str | os.PathLike[str]) -> dict[str, dict[str
     return database
 
 
-def _find_joint(features_dir: Path, name: str | None) -> Path:
+def find_joint(features_dir: Path, name: str | None) -> Path:
     if name:
         path = features_dir / name
         if not path.exists():
@@ -151,7 +151,7 @@ def build_features_index(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
     classes = list(cfg.get("classes") or classes_of(database, list(splits)))
     check_labels(ann, database, classes, list(splits))
     builder = IndexBuilder(dataset=cfg["name"], classes=classes, fps=1.0 / cfg["snippet_seconds"])
-    joint = _find_joint(features_dir, cfg.get("features_file")) if layout == "wtalc" else None
+    joint = find_joint(features_dir, cfg.get("features_file")) if layout == "wtalc" else None
     prefix = cfg.get("video_prefix", "v_")
     for key in sorted(database):
         entry = database[key]

@@ -26,7 +26,6 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -46,24 +45,40 @@ def _key_values(pairs: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def _model_block(path: str | None, dataset: str | None) -> dict[str, Any]:
-    """A model config file's settings, with its per-dataset block merged in."""
+def _nested(values: dict[str, Any]) -> dict[str, Any]:
+    """``{"model.theta": 0.4, "nms": "hard"}`` → ``{"model": {"theta": 0.4}, "nms": "hard"}``."""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        *path, last = key.split(".")
+        node = out
+        for part in path:
+            node = node.setdefault(part, {})
+        node[last] = value
+    return out
+
+
+def _model_block(
+    path: str | None,
+    dataset: str | None,
+    user: dict[str, Any] | None = None,
+    configfile: str | None = None,
+) -> dict[str, Any]:
+    """A model's settings resolved as the workflow resolves them
+    (:func:`wtal.settings.resolve_model_settings`: the file, its block for ``dataset``, the
+    overrides of a workflow ``configfile`` for this model (its ``models: {<name>: ...}``
+    entry), then ``user``'s, validated with the schema's defaults); without a file, the
+    defaults and ``user``'s."""
+    from wtal.settings import merge_settings, read_yaml, resolve_model_settings, validate
+
     if path is None:
-        return {}
-    block = yaml.safe_load(Path(path).read_text()) or {}
-    per_dataset = block.pop("datasets", {}) or {}
-    if dataset is not None:
-        for section, values in (per_dataset.get(dataset) or {}).items():
-            block[section] = {**block.get(section, {}), **values}
-    return block
-
-
-def _dataclass_from(cls: type, values: dict[str, Any], source: str) -> Any:
-    names = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise SystemExit(f"wtal: {source}: unknown settings {unknown}; known: {sorted(names)}")
-    return cls(**values)
+        return validate(merge_settings({"name": "command-line"}, user), "model.schema.yaml",
+                        "command-line settings")
+    overrides: dict[str, Any] = {}
+    if configfile is not None:
+        overrides = dict((read_yaml(configfile).get("models") or {}).get(Path(path).stem) or {})
+    if user:
+        overrides = merge_settings(overrides, {"datasets": {dataset: user}} if dataset else user)
+    return resolve_model_settings(path, dataset, overrides)
 
 
 def cmd_synth_demo(args: argparse.Namespace) -> None:
@@ -162,30 +177,27 @@ def cmd_import_features(args: argparse.Namespace) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> None:
-    from wtal.train import TrainSettings, train
+    from wtal.settings import train_settings
+    from wtal.train import train
 
-    block = _model_block(args.config, args.dataset)
-    settings = {**block.get("train", {}), **_key_values(args.set)}
-    if "lr_milestones" in settings:
-        settings["lr_milestones"] = tuple(settings["lr_milestones"])
+    block = _model_block(args.config, args.dataset, {"train": _nested(_key_values(args.set))},
+                         args.configfile)
     log = train(args.index, args.features, args.out_model, args.out_log, model=args.model,
-                model_args=block.get("args", {}),
-                settings=_dataclass_from(TrainSettings, settings, "train settings"),
+                model_args=block["args"], settings=train_settings(block["train"]),
                 device=args.device, threads=args.threads, progress=interactive(),
                 trimmed_paths=args.trimmed)
     print(f"trained {args.model} on {log['n_videos']} videos; final loss {log['loss'][-1]:.4f}")
 
 
 def cmd_infer(args: argparse.Namespace) -> None:
-    from wtal.infer import InferSettings, infer
+    from wtal.infer import infer
+    from wtal.settings import infer_settings
 
-    block = _model_block(args.config, args.dataset)
-    values = {**block.get("infer", {}), **_key_values(args.set)}
-    if "cas_thresholds" in values:
-        values["cas_thresholds"] = tuple(values["cas_thresholds"])
-    sub = infer(args.model, args.features, args.out, args.cas_dir,
-                settings=_dataclass_from(InferSettings, values, "infer settings"),
-                device=args.device, threads=args.threads)
+    block = _model_block(args.config, args.dataset, {"infer": _nested(_key_values(args.set))},
+                         args.configfile)
+    settings, model_options = infer_settings(block["infer"])
+    sub = infer(args.model, args.features, args.out, args.cas_dir, settings=settings,
+                model_options=model_options, device=args.device, threads=args.threads)
     n = sum(len(v) for v in sub["results"].values())
     print(f"{args.out}: {n} detections in {len(sub['results'])} videos")
 
@@ -197,7 +209,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     out = Path(args.out)
     report = run_ablation(
         args.index, args.train, args.test, args.gt, out, out.with_suffix(".json"),
-        model=args.model, settings=block, variants=block.get("ablations") or {},
+        model=args.model, settings=block, variants=block["ablations"],
         evaluation={"subset": args.subset, "tiou": args.tiou, "protocol": args.protocol},
         trimmed_paths=args.trimmed, dataset=args.dataset, device=args.device,
         threads=args.threads)
@@ -283,7 +295,7 @@ def cmd_detect(args: argparse.Namespace) -> None:
 
     result = detect(args.video, args.model, out=args.out, figure=args.figure,
                     work_dir=args.work_dir, features_sidecar=args.features_sidecar,
-                    overrides=_key_values(args.set), flow_backend=args.flow_backend,
+                    overrides=_nested(_key_values(args.set)), flow_backend=args.flow_backend,
                     device=args.device, threads=args.threads)
     print(detection_table(result, top=args.top))
     for what, path in (("detections", args.out), ("timeline", args.figure)):
@@ -389,7 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--features", nargs="+", required=True, help="feature .npy files")
         p.add_argument("--config", help="a pipeline/config/models/*.yaml")
         p.add_argument("--dataset", help="apply the config's block for this dataset")
-        p.add_argument("--set", nargs="*", default=[], help="settings as KEY=VALUE")
+        p.add_argument("--configfile", help="a workflow config whose models: entry for this "
+                       "model applies (as snakemake --configfile does)")
+        p.add_argument("--set", nargs="*", default=[],
+                       help="settings as KEY=VALUE (model.KEY for the model's own infer knobs)")
         p.add_argument("--device", default="auto")
         p.add_argument("--threads", type=int, default=None)
         p.set_defaults(func=func)

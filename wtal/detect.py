@@ -36,6 +36,7 @@ import wtal
 from wtal.infer import InferSettings
 from wtal.io import read_json, write_json
 from wtal.progress import is_terminal
+from wtal.settings import infer_settings as resolve_infer
 
 logger = logging.getLogger(__name__)
 
@@ -110,30 +111,42 @@ def feature_settings(
             "features": feats}
 
 
-def infer_settings(
-    model_path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
-) -> tuple[InferSettings, str]:
-    """Post-processing settings for a model: those its infer stage used, then ``overrides``.
-
-    Returns:
-        ``(settings, source)``; source names where the base settings came from.
-    """
+def _recorded_infer(model_path: str | os.PathLike[str]) -> tuple[dict[str, Any], str]:
+    """The infer settings recorded in ``detections.json`` beside the model, and that file."""
     beside = Path(model_path).parent / "detections.json"
-    base: dict[str, Any] = {}
-    source = "defaults"
     if beside.exists():
         recorded = read_json(beside).get("settings")
         if isinstance(recorded, Mapping):
-            names = {f.name for f in fields(InferSettings)}
-            base = {k: v for k, v in recorded.items() if k in names}
-            source = str(beside)
-    values = {**base, **dict(overrides or {})}
-    unknown = sorted(set(values) - {f.name for f in fields(InferSettings)})
-    if unknown:
-        raise ValueError(f"unknown infer settings {unknown}")
-    if "cas_thresholds" in values:
-        values["cas_thresholds"] = tuple(values["cas_thresholds"])
-    return InferSettings(**values), source
+            return dict(recorded), str(beside)
+    return {}, "defaults"
+
+
+def infer_settings(
+    model_path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
+) -> tuple[InferSettings, str]:
+    """Post-processing settings for a model: those its infer stage used, then ``overrides``
+    (the model's own knobs, ``model``, are :func:`infer_model_options`).
+
+    Returns:
+        ``(settings, source)``; source names where the base settings came from.
+
+    Raises:
+        ValueError: an unknown setting.
+    """
+    recorded, source = _recorded_infer(model_path)
+    names = {f.name for f in fields(InferSettings)}
+    base = {k: v for k, v in recorded.items() if k in names}
+    settings, _ = resolve_infer({**base, **dict(overrides or {})})
+    return settings, source
+
+
+def infer_model_options(
+    model_path: str | os.PathLike[str], overrides: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """The model's own inference knobs its infer stage used (``settings.model`` of
+    ``detections.json`` beside it), updated by ``overrides["model"]``."""
+    recorded, _ = _recorded_infer(model_path)
+    return {**dict(recorded.get("model") or {}), **dict((overrides or {}).get("model") or {})}
 
 
 def detect(
@@ -181,7 +194,7 @@ def detect(
     )
     from extractors.flowstage import flow_stage
     from extractors.grid import SnippetGrid
-    from wtal.infer import load_model, localize, predict_video
+    from wtal.infer import infer_options, load_model, localize, predict_video
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -194,6 +207,7 @@ def detect(
     if flow_args is not None and flow_backend is not None:
         flow_args["backend"] = flow_backend
     settings, settings_source = infer_settings(model_path, overrides)
+    options = infer_options(net, infer_model_options(model_path, overrides), str(model_path))
     name = video.stem
     with tempfile.TemporaryDirectory(prefix="wtal-detect-") as tmp:
         folder = Path(work_dir) if work_dir is not None else Path(tmp)
@@ -217,7 +231,7 @@ def detect(
                          f"{ckpt['in_dim']}")
     grid = SnippetGrid.from_dict(sidecar["grid"])
     classes = list(ckpt["classes"])
-    cas, scores, candidates = predict_video(net, ckpt, features, dev, settings)
+    cas, scores, candidates = predict_video(net, ckpt, features, dev, settings, options)
     detections = localize(cas, scores, grid, classes, settings, candidates)
     result = {
         "version": "VERSION 1.3",
@@ -237,7 +251,7 @@ def detect(
             "fps": plan.fps,
             "n_snippets": grid.n_snippets,
             "feature_settings": made,
-            "settings": asdict(settings),
+            "settings": {**asdict(settings), "model": asdict(options)},
             "settings_source": settings_source,
         },
     }

@@ -335,8 +335,12 @@ def _anet_ap(
     pred_scores: np.ndarray,
     n_classes: int,
     tious: np.ndarray,
+    curves: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> np.ndarray:
     """AP per class and threshold, as ``compute_average_precision_detection`` for each class.
+
+    With ``curves``, each class's (precision, recall) in ranking order at the first threshold
+    is stored there (class index → arrays), for the report's PR curves.
 
     ``gt_vid`` and ``pred_vid`` are video ids in one shared numbering. Vectorised over
     classes, videos and thresholds; the only sequential dimension is the rank of a prediction
@@ -416,6 +420,8 @@ def _anet_ap(
         precision = tp_cumsum / (tp_cumsum + fp_cumsum)
         for t in range(n_thr):
             ap[c, t] = interpolated_prec_rec(precision[t], recall[t])
+        if curves is not None:
+            curves[c] = (precision[0], recall[0])
     return ap
 
 
@@ -431,8 +437,11 @@ def _thumos_ap(
     det_scores: np.ndarray,
     n_classes: int,
     tious: np.ndarray,
+    curves: dict[int, tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> np.ndarray:
     """AP per class and threshold, as ``TH14eventdetpr`` for each class.
+
+    With ``curves``, each class's (precision, recall) at the first threshold is stored there.
 
     ``*_rank`` are the videos' positions in the sorted list of all video names (the kit's
     ``unique``), ``*_labels`` class indices; GT rows are in file order, detections in file
@@ -512,6 +521,8 @@ def _thumos_ap(
             tp = np.cumsum(flags, dtype=np.float64)
             fp = np.cumsum(~flags, dtype=np.float64)
             ap[c, t] = eleven_point_ap(tp / (fp + tp), tp / float(npos[c]))
+            if curves is not None and t == 0:
+                curves[c] = (tp / (fp + tp), tp / float(npos[c]))
     return ap
 
 
@@ -1194,6 +1205,71 @@ def anet_detection_map(
         raise ValueError(f"ground truth: subset {subset!r} has no annotated instances")
     return _anet_result(gt, _raw_from_json(predictions, "predictions"), thresholds,
                         "ground truth")
+
+
+@dataclass(frozen=True)
+class PRCurve:
+    """Precision and recall of one class in ranking order, and the protocol's AP."""
+
+    precision: np.ndarray  # (n,)
+    recall: np.ndarray  # (n,)
+    ap: float
+    n_ground_truth: int
+
+
+def precision_recall(
+    ground_truth: Mapping[str, Any],
+    predictions: Mapping[str, Any],
+    *,
+    subset: str,
+    tiou: float,
+    protocol: str,
+) -> dict[str, PRCurve]:
+    """Per-class precision-recall curves at one tIoU, from the same matching as the mAP
+    (:func:`anet_detection_map` / :func:`thumos14_detection_map`): each curve's ``ap`` is that
+    class's AP there.
+
+    Args:
+        ground_truth: a ``gt.json`` dict.
+        predictions: a submission dict.
+        subset: the evaluated subset.
+        tiou: the threshold.
+        protocol: ``anet`` (classes of the subset's ground truth, in first-seen order; a class
+            without predictions has an empty curve) or ``thumos14`` (classes with ground truth,
+            in class-list order).
+
+    Raises:
+        ValueError: an unknown protocol, or what the mAP functions refuse.
+    """
+    tious = _thresholds([tiou])
+    raw = _raw_from_json(predictions, "predictions")
+    curves: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    if protocol == "anet":
+        gt = _parse_ground_truth(ground_truth, subset, "ground truth")
+        if not gt.labels:
+            raise ValueError(f"ground truth: subset {subset!r} has no annotated instances")
+        preds = _index_predictions(raw, {label: i for i, label in enumerate(gt.labels)})
+        _, (gt_vid, name_vid) = _video_ids(gt.instance_videos, preds.names)
+        gt_labels = np.asarray(gt.instance_labels, dtype=np.int64)
+        ap = _anet_ap(gt_vid, gt_labels, gt.segments, name_vid[preds.video], preds.labels,
+                      preds.segments, preds.scores, len(gt.labels), tious, curves)
+        labels = list(enumerate(gt.labels))
+        npos = np.bincount(gt_labels, minlength=len(gt.labels))
+    elif protocol == "thumos14":
+        th = thumos14_ground_truth_from_json(ground_truth, subset)
+        preds = _index_predictions(raw, {name: i for i, name in enumerate(th.classes)})
+        _, (gt_rank, amb_rank, name_rank) = _video_ids(th.instance_videos,
+                                                        th.ambiguous_videos, preds.names)
+        npos = np.bincount(th.instance_labels, minlength=len(th.classes))
+        ap = _thumos_ap(gt_rank, th.instance_labels, th.segments, amb_rank, th.ambiguous,
+                        name_rank[preds.video], preds.labels, preds.segments,
+                        preds.scores.astype(np.float64), len(th.classes), tious, curves)
+        labels = [(c, th.classes[c]) for c in np.flatnonzero(npos).tolist()]
+    else:
+        raise ValueError(f"unknown protocol {protocol!r} (anet or thumos14)")
+    empty = np.zeros(0)
+    return {label: PRCurve(*curves.get(c, (empty, empty)), float(ap[c, 0]), int(npos[c]))
+            for c, label in labels}
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -12,9 +12,10 @@ feature sidecar (:class:`extractors.grid.SnippetGrid`).
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,27 +28,28 @@ from extractors.grid import SnippetGrid
 from wtal.evaluate import write_thumos14_detections
 from wtal.io import save_npy, write_json
 from wtal.models import build_model
-from wtal.postprocess import hard_nms, minmax, outer_inner_score, runs_above, soft_nms
+from wtal.models.base import Candidate, Localizer
+from wtal.postprocess import (
+    chosen_classes,
+    hard_nms,
+    minmax,
+    outer_inner_score,
+    runs_above,
+    soft_nms,
+)
 from wtal.sampling import rescale
+from wtal.settings import InferSettings
+from wtal.versions import provenance
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["Candidate", "InferSettings", "cas_candidates", "finish_detections", "infer",
+           "infer_options", "load_model", "localize", "model_input", "predict_video"]
 
 
-@dataclass(frozen=True)
-class InferSettings:
-    """Post-processing settings."""
-
-    class_threshold: float = 0.2  # localise classes whose video score reaches this
-    cas_thresholds: tuple[float, ...] = field(
-        default=(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
-    )  # levels on the min-max normalised CAS
-    inflation: float = 0.25  # outer band of the outer-inner contrast, fraction of the length
-    video_score_weight: float = 0.2  # weight of the video-level score in a segment's confidence
-    nms: str = "soft"  # soft (Gaussian, Eq. 7), hard, or none
-    nms_iou: float = 0.5  # θ of Eq. (7) / IoU threshold of hard NMS
-    soft_nms_epsilon: float = 0.75  # ε of Eq. (7)
-    max_per_video: int = 100  # detections kept per video (over all classes)
-
-
-def load_model(path: str | os.PathLike[str], device: torch.device) -> tuple[Any, dict[str, Any]]:
+def load_model(
+    path: str | os.PathLike[str], device: torch.device
+) -> tuple[Localizer, dict[str, Any]]:
     """Load a checkpoint written by the train stage; returns (model in eval mode, checkpoint)."""
     ckpt = torch.load(path, map_location="cpu", weights_only=False)
     for key in ("model", "model_args", "in_dim", "classes", "state_dict"):
@@ -69,22 +71,37 @@ def model_input(ckpt: dict[str, Any], features: np.ndarray, device: torch.device
     return torch.from_numpy(x.astype(np.float32)).unsqueeze(0).to(device)
 
 
-Candidate = tuple[int, float, float, float]  # (class index, start, end, score); snippet units
+def infer_options(net: Localizer, values: Mapping[str, Any] | None, source: str = "") -> Any:
+    """The model's own inference knobs (``infer.model``) as its ``InferOptions``.
+
+    Raises:
+        ValueError: a knob the model does not have, or a bad value (``source`` is named).
+    """
+    cls = type(net).InferOptions
+    values = dict(values or {})
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"{source or 'infer settings'}: {type(net).__name__} has no inference "
+                         f"knobs {unknown} (infer.model); it has {sorted(known) or 'none'}")
+    try:
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source or 'infer settings'}: infer.model: {err}") from err
 
 
 def predict_video(
-    net: Any, ckpt: dict[str, Any], features: np.ndarray, device: torch.device,
-    settings: InferSettings | None = None,
+    net: Localizer, ckpt: dict[str, Any], features: np.ndarray, device: torch.device,
+    settings: InferSettings | None = None, options: Any = None,
 ) -> tuple[np.ndarray, np.ndarray, list[Candidate] | None]:
     """CAS probabilities (T, C), video scores (C,) and the model's own candidates of one video.
 
-    A model that maps its outputs to probabilities its own way (a background class, an
-    attention-weighted CAS, a fused two-stream score) defines ``probabilities(out)`` returning
-    ``(cas (B, T, C), video_scores (B, C))`` in [0, 1]; otherwise both are sigmoids.
-    A model with its own localisation (KT-MGFN's boundary regression, ECM's and CPMN's
-    grouping, TSRNet's Eq. 10-11) defines ``detect(out, *, settings)`` returning candidates
-    ``(class, start, end, score)`` in continuous snippet coordinates (snippet t covers
-    [t, t + 1)); they are None for the other models (and when ``settings`` is None).
+    Through the model's contract (:class:`wtal.models.base.Localizer`): ``probabilities(out)``
+    gives ``(cas (B, T, C), video_scores (B, C))`` in [0, 1]; ``candidates(out, settings=…)``
+    the model's own ``(class, start, end, score)`` in continuous snippet coordinates (snippet t
+    covers [t, t + 1)), or None when the model leaves localisation to
+    :func:`cas_candidates` (and always None when ``settings`` is None); ``options`` are the
+    model's own inference knobs (:func:`infer_options`; None: its defaults).
 
     A model trained on sequences rescaled to a fixed length (``feature_length``) sees the video
     rescaled the same way; its CAS and candidates are mapped back to the video's own snippets.
@@ -92,23 +109,22 @@ def predict_video(
     length = ckpt.get("train_settings", {}).get("feature_length")
     if length is not None:
         cas, scores, cands = predict_video(
-            net, {**ckpt, "train_settings": {}}, rescale(features, length), device, settings)
+            net, {**ckpt, "train_settings": {}}, rescale(features, length), device, settings,
+            options)
         f = len(features) / length
         if cands is not None:
             cands = [(c, s * f, e * f, sc) for c, s, e, sc in cands]
         return rescale(cas, len(features)), scores, cands
     with torch.inference_mode():
         out = net(model_input(ckpt, features, device))
-        probabilities = getattr(net, "probabilities", None)
-        if callable(probabilities):
-            cas_t, scores_t = probabilities(out)  # (1, T, C), (1, C)
-        else:
-            cas_t, scores_t = torch.sigmoid(out.cas), torch.sigmoid(out.video_logits)
-        detect = getattr(net, "detect", None)
+        cas_t, scores_t = net.probabilities(out)  # (1, T, C), (1, C)
         candidates = None
-        if settings is not None and callable(detect):
-            candidates = [(int(c), float(s), float(e), float(sc))
-                          for c, s, e, sc in detect(out, settings=settings)]
+        if options is None:
+            options = type(net).InferOptions()
+        found = (None if settings is None
+                 else net.candidates(out, settings=settings, options=options))
+        if found is not None:
+            candidates = [(int(c), float(s), float(e), float(sc)) for c, s, e, sc in found]
     return cas_t[0].cpu().numpy(), scores_t[0].cpu().numpy(), candidates  # (T, C), (C,)
 
 
@@ -127,9 +143,7 @@ def cas_candidates(
         video_scores: (C,) video-level probabilities.
         settings: post-processing settings.
     """
-    chosen = [c for c in range(cas.shape[1]) if video_scores[c] >= settings.class_threshold]
-    if not chosen:
-        chosen = [int(np.argmax(video_scores))]
+    chosen = chosen_classes(video_scores, settings.class_threshold)
     out: list[Candidate] = []
     for c in chosen:
         seq = minmax(cas[:, c])
@@ -199,7 +213,7 @@ def localize(
         grid: the video's snippet grid (maps snippet coordinates to seconds).
         classes: class names.
         settings: post-processing settings.
-        candidates: the model's own candidates (``detect``), if it has them.
+        candidates: the model's own candidates (``Localizer.candidates``), if it has them.
 
     Returns:
         ActivityNet-format detections ``{"label", "score", "segment"}``, best first.
@@ -218,11 +232,16 @@ def infer(
     cas_dir: str | os.PathLike[str],
     *,
     settings: InferSettings,
+    model_options: Mapping[str, Any] | None = None,
     device: str = "auto",
     threads: int | None = None,
     thumos14_out: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Infer stage: write ``detections.json`` and one CAS ``.npy`` (T, C) per video.
+
+    ``settings`` are the generic post-processing, ``model_options`` the model's own inference
+    knobs (``infer.model``: the fields of its ``Localizer.InferOptions``); both are recorded
+    in ``detections.json`` under ``settings``.
 
     With ``thumos14_out``, the detections are also written in the official THUMOS14 text
     format (``video t1 t2 classid conf``), with class ids 1, 2, … in the model's class order
@@ -233,6 +252,13 @@ def infer(
         torch.set_num_threads(threads)
     dev = resolve_device(device)
     net, ckpt = load_model(model_path, dev)
+    options = infer_options(net, model_options, str(model_path))
+    unread = sorted(net.unread_infer_settings())
+    given, defaults = asdict(settings), asdict(InferSettings())
+    changed = [k for k in unread if given[k] != defaults[k]]
+    if changed:
+        logger.warning("%s does not read the infer settings %s: they change nothing here",
+                       ckpt["model"], changed)
     classes = ckpt["classes"]
     results: dict[str, list[dict[str, Any]]] = {}
     video_scores: dict[str, dict[str, float]] = {}
@@ -246,7 +272,7 @@ def infer(
                 f"{path}: features are {features.shape[1]}-d, the model expects {ckpt['in_dim']}"
             )
         grid = SnippetGrid.from_dict(sidecar["grid"])
-        cas, scores, cands = predict_video(net, ckpt, features, dev, settings)
+        cas, scores, cands = predict_video(net, ckpt, features, dev, settings, options)
         save_npy(cas_dir / f"{name}.npy", cas.astype(np.float32))
         results[name] = localize(cas, scores, grid, classes, settings, cands)
         video_scores[name] = {c: float(s) for c, s in zip(classes, scores, strict=True)}
@@ -258,7 +284,9 @@ def infer(
             "details": f"wtal {wtal.__version__}: {ckpt['model']} on {ckpt.get('dataset')}",
         },
         "video_scores": video_scores,
-        "settings": asdict(settings),
+        "settings": {**asdict(settings), "model": asdict(options)},
+        "unread_settings": unread,  # generic settings this model's localisation ignores
+        "provenance": provenance("infer"),
     }
     write_json(detections_out, submission)
     if thumos14_out is not None:

@@ -467,3 +467,32 @@ def minmax(x: np.ndarray) -> np.ndarray:
     if hi - lo < 1e-12:
         return np.zeros_like(x)
     return (x - lo) / (hi - lo)
+
+
+def masked_minmax(x: Tensor, mask: Tensor, *, flat: float = 0.0) -> Tensor:
+    """Min-max normalise (B, T, C) along time over the valid snippets of each video, per class,
+    into [0, 1] (the CAS normalisation of ECM, CPMN's Eq. 3 and ASSG's seeds).
+
+    Args:
+        x: (B, T, C) scores.
+        mask: (B, T) valid snippets.
+        flat: what a class constant over the video maps to.
+
+    Returns:
+        (B, T, C); padding is 0.
+    """
+    valid = mask.unsqueeze(-1)  # (B, T, 1)
+    lo = x.masked_fill(~valid, float("inf")).amin(dim=1, keepdim=True)  # (B, 1, C)
+    hi = x.masked_fill(~valid, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, C)
+    span = hi - lo
+    ok = torch.isfinite(span) & (span > 1e-12)
+    out = torch.where(ok, (x - lo) / torch.where(ok, span, torch.ones_like(span)),
+                      torch.full_like(x, flat))
+    return out.masked_fill(~valid, 0.0).clamp(0.0, 1.0)
+
+
+def chosen_classes(video_scores: np.ndarray, threshold: float) -> list[int]:
+    """The classes a video is localised for: those whose score reaches ``threshold``, the top
+    one if none does (the infer stage's ``class_threshold``)."""
+    chosen = [c for c in range(len(video_scores)) if video_scores[c] >= threshold]
+    return chosen or [int(np.argmax(video_scores))]

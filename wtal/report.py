@@ -11,7 +11,7 @@ For one model on one dataset, :func:`make_report` writes into a folder:
     over the tIoU thresholds, with AP at 0.5 marked (:func:`ap_bars_figure`);
 ``pr_curves.png``
     per-class precision-recall curves at one tIoU under both protocols
-    (:func:`precision_recall_anet`, :func:`precision_recall_thumos14`, :func:`pr_figure`);
+    (:func:`wtal.evaluate.precision_recall`, the evaluator's matching; :func:`pr_figure`);
 ``loss.png``
     the training loss curve, its named parts and the learning rate (:func:`loss_figure`);
 ``report.json``
@@ -21,9 +21,9 @@ Figures are drawn with matplotlib's object-oriented API on the Agg canvas (no py
 display, no global backend state). Time comes from the feature sidecars' snippet grid
 (:class:`extractors.grid.SnippetGrid`), as in the infer stage.
 
-Models expose their per-module scores with a ``score_sequences(x, mask=None)`` method returning
-named ``(B, T, C)`` or ``(B, T)`` tensors in [0, 1]; a model without it is shown through the
-CAS its ``probabilities`` give the infer stage.
+Models expose their per-module scores through their contract's ``score_sequences(x, mask=None)``
+(:class:`wtal.models.base.Localizer`), named ``(B, T, C)`` or ``(B, T)`` tensors in [0, 1]; by
+default the CAS its ``probabilities`` give the infer stage.
 """
 
 from __future__ import annotations
@@ -43,14 +43,9 @@ from matplotlib.patches import Patch
 
 from extractors.features import load_features, resolve_device
 from extractors.grid import SnippetGrid
-from wtal.evaluate import (
-    eleven_point_ap,
-    interpolated_prec_rec,
-    segment_iou,
-    thumos14_ground_truth_from_json,
-    thumos_overlap,
-)
+from wtal.evaluate import PRCurve, precision_recall
 from wtal.io import atomic_path, read_json, write_json
+from wtal.models.base import Localizer
 
 logger = logging.getLogger(__name__)
 
@@ -125,30 +120,28 @@ def choose_videos(
 
 
 def named_scores(
-    net: Any, ckpt: Mapping[str, Any], features: np.ndarray, device: torch.device
+    net: Localizer, ckpt: Mapping[str, Any], features: np.ndarray, device: torch.device
 ) -> dict[str, np.ndarray]:
-    """The model's named per-snippet score sequences of one video.
+    """The model's named per-snippet score sequences of one video
+    (:meth:`wtal.models.base.Localizer.score_sequences`).
 
-    Features are normalised with the checkpoint's training statistics, as in the infer stage.
-    A model with ``score_sequences`` gives its own (``(T, C)`` or ``(T,)`` each); any other is
-    shown through the CAS of :func:`wtal.infer.predict_video` under the name ``cas``.
+    Features are normalised with the checkpoint's training statistics, as in the infer stage;
+    a model trained on sequences rescaled to ``feature_length`` sees the video rescaled alike,
+    and its sequences are mapped back to the video's own snippets.
 
     Returns:
         name → float32 array, (T, C) or (T,).
-    """
-    method = getattr(net, "score_sequences", None)
-    if not callable(method):
-        from wtal.infer import predict_video
 
-        cas, _, _ = predict_video(net, dict(ckpt), features, device)
-        return {"cas": cas.astype(np.float32)}
+    Raises:
+        ValueError: a sequence is not (T,) or (T, C) on the video's snippets.
+    """
     from wtal.infer import model_input
     from wtal.sampling import rescale
 
     length = ckpt.get("train_settings", {}).get("feature_length")
     seen = features if length is None else rescale(features, length)  # as in training
     with torch.inference_mode():
-        seqs = method(model_input(dict(ckpt), seen, device))
+        seqs = net.score_sequences(model_input(dict(ckpt), seen, device))
     out: dict[str, np.ndarray] = {}
     for name, value in seqs.items():
         arr = value[0].detach().float().cpu().numpy()
@@ -156,6 +149,7 @@ def named_scores(
             # back to the video's own snippets
             arr = (rescale(arr, len(features)) if arr.ndim == 2
                    else rescale(arr[:, None], len(features))[:, 0])
+        if arr.ndim not in (1, 2) or arr.shape[0] != len(features):
             raise ValueError(f"{type(net).__name__}.score_sequences: {name!r} has shape "
                              f"{arr.shape}, expected ({len(features)},) or ({len(features)}, C)")
         out[name] = arr.astype(np.float32)
@@ -167,145 +161,28 @@ def named_scores(
 # ---------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class PRCurve:
-    """Precision and recall of one class in ranking order, and the protocol's AP."""
-
-    precision: np.ndarray  # (n,)
-    recall: np.ndarray  # (n,)
-    ap: float
-    n_ground_truth: int
-
-
-def _predictions(submission: Mapping[str, Any]) -> list[tuple[str, str, float, float, float]]:
-    """(video, label, start, end, score) rows in submission order."""
-    rows = []
-    for vid, dets in submission.get("results", {}).items():
-        for d in dets:
-            rows.append((str(vid), str(d["label"]), float(d["segment"][0]),
-                         float(d["segment"][1]), float(d["score"])))
-    return rows
-
-
 def precision_recall_anet(
     gt: Mapping[str, Any], submission: Mapping[str, Any], *, subset: str, tiou: float
 ) -> dict[str, PRCurve]:
-    """Per-class PR curves with the ActivityNet ``eval_detection.py`` matching at ``tiou``.
-
-    Per class: predictions in ``argsort()[::-1]`` order of their scores; each takes the
-    unmatched GT of its video with the highest tIoU if that tIoU ≥ ``tiou``; AP is the
-    all-point interpolated AP (:func:`wtal.evaluate.interpolated_prec_rec`), so it equals the
-    per-class AP of :func:`wtal.evaluate.anet_detection_map`.
+    """Per-class PR curves with the ActivityNet matching at ``tiou``
+    (:func:`wtal.evaluate.precision_recall`, the evaluator's own matching).
 
     Returns:
         label → curve, for the labels of the subset's ground truth (first-seen order).
     """
-    gt_rows: dict[str, list[tuple[str, float, float]]] = {}
-    for vid, entry in gt.get("database", {}).items():
-        if entry.get("subset") != subset:
-            continue
-        for a in entry.get("annotations", []):
-            gt_rows.setdefault(str(a["label"]), []).append(
-                (str(vid), float(a["segment"][0]), float(a["segment"][1])))
-    preds = _predictions(submission)
-    curves: dict[str, PRCurve] = {}
-    for label, rows in gt_rows.items():
-        by_video: dict[str, list[int]] = {}
-        for i, (vid, _, _) in enumerate(rows):
-            by_video.setdefault(vid, []).append(i)
-        segs = np.asarray([[s, e] for _, s, e in rows], dtype=np.float64)
-        mine = [p for p in preds if p[1] == label]
-        if not mine:
-            curves[label] = PRCurve(np.zeros(0), np.zeros(0), 0.0, len(rows))
-            continue
-        scores = np.asarray([p[4] for p in mine])
-        order = scores.argsort()[::-1]
-        locked = np.full(len(rows), False)
-        tp = np.zeros(len(mine))
-        for rank, idx in enumerate(order.tolist()):
-            vid, _, start, end, _ = mine[idx]
-            candidates = by_video.get(vid, [])
-            if not candidates:
-                continue
-            ious = segment_iou(np.array([start, end]), segs[candidates])
-            for j in ious.argsort()[::-1].tolist():
-                if ious[j] < tiou:
-                    break
-                if locked[candidates[j]]:
-                    continue
-                locked[candidates[j]] = True
-                tp[rank] = 1.0
-                break
-        tp_cum = np.cumsum(tp)
-        fp_cum = np.cumsum(1.0 - tp)
-        recall = tp_cum / len(rows)
-        precision = tp_cum / (tp_cum + fp_cum)
-        curves[label] = PRCurve(precision, recall, interpolated_prec_rec(precision, recall),
-                                len(rows))
-    return curves
+    return precision_recall(gt, submission, subset=subset, tiou=tiou, protocol="anet")
 
 
 def precision_recall_thumos14(
     gt: Mapping[str, Any], submission: Mapping[str, Any], *, subset: str, tiou: float
 ) -> dict[str, PRCurve]:
-    """Per-class PR curves with the THUMOS14 kit's matching (``TH14eventdetpr``) at ``tiou``.
-
-    Per class and video, each GT segment in file order takes the free detection of highest
-    overlap (intersection / hull span; the most confident among equal overlaps) if the overlap
-    exceeds ``tiou``; unmatched detections overlapping an Ambiguous segment are dropped; all
-    videos are pooled, true positives before false positives among equal confidences, and AP
-    is the 11-point interpolated AP, so it equals the per-class AP of
-    :func:`wtal.evaluate.thumos14_detection_map`.
+    """Per-class PR curves with the THUMOS14 kit's matching at ``tiou``
+    (:func:`wtal.evaluate.precision_recall`, the evaluator's own matching).
 
     Returns:
         label → curve, for the classes with ground truth in the subset (class-list order).
     """
-    th = thumos14_ground_truth_from_json(gt, subset)
-    preds = _predictions(submission)
-    ambiguous: dict[str, list[int]] = {}
-    for i, vid in enumerate(th.ambiguous_videos):
-        ambiguous.setdefault(vid, []).append(i)
-    curves: dict[str, PRCurve] = {}
-    for c, label in enumerate(th.classes):
-        gt_idx = np.flatnonzero(th.instance_labels == c)
-        if len(gt_idx) == 0:
-            continue
-        gt_by_video: dict[str, list[int]] = {}
-        for i in gt_idx.tolist():
-            gt_by_video.setdefault(th.instance_videos[i], []).append(i)
-        det_by_video: dict[str, list[int]] = {}
-        mine = [p for p in preds if p[1] == label]
-        for i, p in enumerate(mine):
-            det_by_video.setdefault(p[0], []).append(i)
-        tps: list[float] = []
-        fps: list[float] = []
-        for vid in sorted(det_by_video):
-            dets = sorted(det_by_video[vid], key=lambda i: -mine[i][4])  # stable
-            segs = np.asarray([[mine[i][2], mine[i][3]] for i in dets], dtype=np.float64)
-            free = np.ones(len(dets), dtype=bool)
-            for g in gt_by_video.get(vid, []):
-                ov = np.where(free, thumos_overlap(th.segments[g], segs), -np.inf)
-                best = int(np.argmax(ov))
-                if ov[best] > tiou:
-                    free[best] = False
-            amb = th.ambiguous[ambiguous.get(vid, [])]
-            for k, i in enumerate(dets):
-                if not free[k]:
-                    tps.append(mine[i][4])
-                elif len(amb) == 0 or not np.any(thumos_overlap(amb, segs[k]) > 0):
-                    fps.append(mine[i][4])
-        conf = np.asarray(tps + fps, dtype=np.float64)
-        is_tp = np.r_[np.ones(len(tps)), np.zeros(len(fps))]
-        order = np.argsort(-conf, kind="stable")
-        flags = is_tp[order]
-        tp_cum = np.cumsum(flags)
-        fp_cum = np.cumsum(1.0 - flags)
-        recall = tp_cum / len(gt_idx)
-        with np.errstate(invalid="ignore"):
-            precision = tp_cum / (tp_cum + fp_cum)
-        curves[label] = PRCurve(precision, recall, eleven_point_ap(precision, recall),
-                                len(gt_idx))
-    return curves
+    return precision_recall(gt, submission, subset=subset, tiou=tiou, protocol="thumos14")
 
 
 # ---------------------------------------------------------------------------------------------

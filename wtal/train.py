@@ -11,7 +11,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -21,34 +21,18 @@ import torch
 import wtal
 from extractors.features import load_features, resolve_device
 from wtal.datasets import load_index
+from wtal.fitting import fit, random_crop, step_schedule
+from wtal.fitting import make_optimizer as optimizer_of
 from wtal.io import atomic_path, write_json
-from wtal.losses import video_loss
 from wtal.models import build_model, builder_parameters
-from wtal.progress import progress_bar
-from wtal.sampling import Sampling, pad_batch, rescale, sample, shot_boundaries
+from wtal.models.base import Localizer
+from wtal.sampling import Sampling, rescale, sample, shot_boundaries
+from wtal.settings import TrainSettings
+from wtal.versions import provenance
+
+__all__ = ["TrainSettings", "feature_statistics", "load_split", "make_optimizer", "train"]
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Optimisation settings shared by the localizers."""
-
-    epochs: int = 100  # passes over the training videos
-    batch_size: int = 16  # videos per step
-    lr: float = 1e-4  # Adam learning rate
-    lr_milestones: tuple[int, ...] = ()  # epochs at which the lr is multiplied by lr_gamma
-    lr_gamma: float = 0.1  # factor of each lr step
-    weight_decay: float = 5e-4  # Adam weight decay
-    max_seqlen: int = 750  # longer sequences are randomly cropped to this many snippets
-    loss: str = "bce"  # video-level loss: bce or softmax
-    feature_norm: str = "standardize"  # standardize (train-set mean/std) or none
-    seed: int = 0  # seeds the initialisation, shuffling and cropping
-    sampling: str = "all"  # all (random crops of max_seqlen) | uniform | sparse | shot
-    num_segments: int = 750  # K units per sampled training sequence (wtal.sampling)
-    feature_length: int | None = None  # rescale every sequence to this length (train and test)
-    optimizer: str = "adam"  # adam or sgd
-    momentum: float = 0.9  # sgd only
 
 
 def video_name(feature_path: str | os.PathLike[str]) -> str:
@@ -106,36 +90,6 @@ def feature_streams(
     return streams
 
 
-def model_loss(
-    net: torch.nn.Module,
-    out: Any,
-    labels: torch.Tensor,
-    mask: torch.Tensor,
-    *,
-    kind: str,
-    epoch: int,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """The training loss of one batch.
-
-    A model with its own objective defines ``loss(out, labels, mask, *, epoch)`` returning the
-    total loss and a dict of named parts (floats, logged per epoch in ``train.json``); every
-    other model is trained with the video-level loss ``kind`` on ``out.video_logits``.
-
-    Args:
-        net: the model.
-        out: what ``net(x, mask)`` returned.
-        labels: (B, C) multi-hot video-level labels.
-        mask: (B, T) valid snippets.
-        kind: video-level loss of the settings (bce or softmax).
-        epoch: 0-based epoch, for schedules that switch objectives.
-    """
-    custom = getattr(net, "loss", None)
-    if callable(custom):
-        return custom(out, labels, mask, epoch=epoch)
-    loss = video_loss(out.video_logits, labels, kind=kind)
-    return loss, {kind: loss.item()}
-
-
 def feature_statistics(feats: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Per-column mean and scale (D,) for standardising features, from the training videos.
 
@@ -156,21 +110,12 @@ def feature_statistics(feats: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndar
     return mean.astype(np.float32), std.astype(np.float32)
 
 
-def make_optimizer(net: torch.nn.Module, settings: TrainSettings) -> torch.optim.Optimizer:
-    """Adam or SGD over the model's parameter groups.
-
-    A model with per-part learning rates (TSRNet's RGB and flow streams) defines
-    ``param_groups(lr)`` returning torch parameter groups; otherwise all parameters share
-    ``settings.lr``.
-    """
-    groups_of = getattr(net, "param_groups", None)
-    groups = groups_of(settings.lr) if callable(groups_of) else [{"params": net.parameters()}]
-    if settings.optimizer == "adam":
-        return torch.optim.Adam(groups, lr=settings.lr, weight_decay=settings.weight_decay)
-    if settings.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=settings.lr, momentum=settings.momentum,
-                               weight_decay=settings.weight_decay)
-    raise ValueError(f"unknown optimizer {settings.optimizer!r} (adam or sgd)")
+def make_optimizer(net: Localizer, settings: TrainSettings) -> torch.optim.Optimizer:
+    """The settings' optimiser over the model's parameter groups
+    (:meth:`Localizer.param_groups`, :func:`wtal.fitting.make_optimizer`)."""
+    return optimizer_of(net.param_groups(settings.lr), optimizer=settings.optimizer,
+                        lr=settings.lr, weight_decay=settings.weight_decay,
+                        momentum=settings.momentum)
 
 
 def train(
@@ -189,15 +134,11 @@ def train(
 ) -> dict[str, Any]:
     """Train stage: write ``model.pt`` and ``train.json``.
 
-    Hooks a model may define (all optional; see the module docs of the models that use them):
-
-    * ``pretrain(feats, labels, *, trimmed, settings, rng, device) -> dict`` runs once before
-      the main loop, on the standardised training sequences and, when the dataset has trimmed
-      clips (``trimmed_paths``), on theirs: ``trimmed`` is ``(sequences, (M, C) labels)`` or
-      None. Knowledge-transfer models train their trimmed branch here; ASSG its seed network.
-      What it returns is recorded in ``train.json`` under ``pretrain``.
-    * ``param_groups(lr)``: optimiser parameter groups (:func:`make_optimizer`).
-    * ``loss(out, labels, mask, *, epoch)``: the model's own objective (:func:`model_loss`).
+    The model is driven through its :class:`wtal.models.base.Localizer` contract: ``pretrain``
+    once (on the standardised training sequences and, when the dataset has trimmed clips
+    (``trimmed_paths``), on theirs; its log is recorded in ``train.json`` under ``pretrain``
+    and its ``reference`` handed to every ``loss`` call), then ``param_groups`` for the
+    optimiser and ``loss`` at every step.
 
     Args:
         index_path: the index stage's ``index.json`` (labels only are used).
@@ -211,7 +152,7 @@ def train(
         threads: torch CPU threads.
         progress: show a progress bar over epochs.
         trimmed_paths: feature files of the dataset's trimmed clips (index split ``trimmed``),
-            for the models with a ``pretrain`` hook that learn from them.
+            for the models whose ``pretrain`` learns from them.
     """
     if threads is not None:
         torch.set_num_threads(threads)
@@ -252,62 +193,27 @@ def train(
                            "%d columns is used", model, model_args["stream"], dim)
             model_args["stream"] = "both"
     net = build_model(model, in_dim=dim, num_classes=len(index["classes"]), **model_args).to(dev)
-    pretrain = getattr(net, "pretrain", None)
-    pretrain_log: dict[str, Any] | str = "none: the model has no pretrain stage"
-    if callable(pretrain):
-        pretrain_log = pretrain(feats, labels, trimmed=trimmed, settings=settings, rng=rng,
-                                device=dev)
-    elif trimmed is not None:
+    pretrained = net.pretrain(feats, labels, trimmed=trimmed, settings=settings, rng=rng,
+                              device=dev)
+    if trimmed is not None and not pretrained.used_trimmed:
         logger.warning("%s does not learn from trimmed clips: the %d given are not used",
                        model, len(trimmed[0]))
     opt = make_optimizer(net, settings)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(
-        opt, milestones=list(settings.lr_milestones), gamma=settings.lr_gamma
-    )
-    y_all = torch.from_numpy(labels)
-    curve: list[float] = []
-    epochs = range(settings.epochs)
-    epochs = progress_bar(epochs, desc=f"train {model}", unit="epoch", show=progress)
-    net.train()
-    parts_curve: dict[str, list[float]] = {}
-    lrs: list[float] = []  # the first parameter group's
-    group_lrs: list[list[float]] = []  # every group's (per-stream rates)
-    epoch_seconds: list[float] = []
-    for epoch in epochs:
-        t_epoch = time.time()
-        order = rng.permutation(len(names))
-        losses = []
-        part_sums: dict[str, float] = {}
-        for lo in range(0, len(order), settings.batch_size):
-            idx = order[lo : lo + settings.batch_size]
-            seqs = []
-            for i in idx:
-                x = feats[i]
-                if sampler.strategy != "all":
-                    x = sample(x, sampler, rng, boundaries[i] if boundaries else None)
-                elif len(x) > settings.max_seqlen:
-                    start = int(rng.integers(0, len(x) - settings.max_seqlen + 1))
-                    x = x[start : start + settings.max_seqlen]
-                seqs.append(x)
-            x, mask = pad_batch(seqs)
-            out = net(x.to(dev), mask.to(dev))
-            loss, parts = model_loss(net, out, y_all[idx].to(dev), mask.to(dev),
-                                     kind=settings.loss, epoch=epoch)
-            for name, value in parts.items():
-                part_sums[name] = part_sums.get(name, 0.0) + value
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{model}: training loss became {loss.item()}")
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-        curve.append(float(np.mean(losses)))
-        epoch_seconds.append(time.time() - t_epoch)
-        lrs.append(opt.param_groups[0]["lr"])
-        group_lrs.append([group["lr"] for group in opt.param_groups])
-        schedule.step()
-        for name, total in part_sums.items():
-            parts_curve.setdefault(name, []).append(total / len(losses))
+
+    def take(i: int, x: np.ndarray) -> np.ndarray:
+        if sampler.strategy != "all":
+            return sample(x, sampler, rng, boundaries[i] if boundaries else None)
+        return random_crop(x, settings.max_seqlen, rng)
+
+    def loss_of(out: Any, y: torch.Tensor, mask: torch.Tensor, epoch: int,
+                step: int) -> tuple[torch.Tensor, dict[str, float]]:
+        return net.loss(out, y, mask, epoch=epoch, step=step, reference=pretrained.reference,
+                        video_loss=settings.loss)
+
+    fitted = fit(net, feats, labels, loss_of=loss_of, opt=opt, epochs=settings.epochs,
+                 batch_size=settings.batch_size, rng=rng, device=dev, take=take,
+                 schedule=step_schedule(opt, settings.lr_milestones, settings.lr_gamma),
+                 name=f"train {model}", progress=progress)
     checkpoint = {
         "model": model,
         "model_args": model_args,
@@ -321,6 +227,7 @@ def train(
         },
         "dataset": index["dataset"],
         "code_version": wtal.__version__,
+        "provenance": provenance("train"),
     }
     with atomic_path(model_out, suffix=".pt") as tmp:
         torch.save(checkpoint, tmp)
@@ -333,16 +240,17 @@ def train(
         "streams": streams if streams is not None else "none recorded: one stream",
         "settings": asdict(settings),
         "model_args": model_args,
-        "loss": curve,
-        "loss_parts": parts_curve,
-        "lr": lrs,
-        "lr_groups": group_lrs,
-        "epoch_seconds": epoch_seconds,
-        "pretrain": pretrain_log,
+        "loss": fitted.loss,
+        "loss_parts": fitted.parts,
+        "lr": fitted.lr,
+        "lr_groups": fitted.lr_groups,
+        "epoch_seconds": fitted.epoch_seconds,
+        "pretrain": pretrained.log,
         "n_trimmed": 0 if trimmed is None else len(trimmed[0]),
         "seconds": time.time() - t0,
         "device": str(dev),
         "code_version": wtal.__version__,
+        "provenance": provenance("train"),
     }
     write_json(log_out, log)
     return log

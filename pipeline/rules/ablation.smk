@@ -19,7 +19,7 @@ rule ablation:
         evaluation=evaluation_params,
         dataset="{dataset}",
         device=device(),
-        version=code_version,
+        version=stage_version("ablation"),
     threads: 2
     log:
         "logs/{dataset}/{model}/ablation.log",

@@ -2,14 +2,18 @@
 # Nothing here runs a stage; rules only wire files and params to library functions.
 from pathlib import Path
 
-import yaml
 from snakemake.utils import validate
 
-import extractors
-import wtal
 from extractors.decode import PLAN_VERSION
-from wtal.ablation import merge_settings
+from extractors.versions import FEATURES_VERSION, FLOW_VERSION
 from wtal.datasets import load_index, resolve_folder, videos_of_split
+from wtal.settings import (
+    merge_model_settings,
+    merge_settings,
+    resolve_dataset_settings,
+    resolve_model_settings,
+)
+from wtal.versions import stage_version
 
 BASE = Path(workflow.basedir)
 CONFIG_DIR = BASE / "pipeline" / "config"
@@ -23,11 +27,6 @@ def deep_merge(base, override):
     return merge_settings(base, override)
 
 
-def _read_yaml(path):
-    with open(path) as handle:
-        return yaml.safe_load(handle) or {}
-
-
 DATASETS = sorted(
     {p.stem for p in (CONFIG_DIR / "datasets").glob("*.yaml")} | set(config["datasets"])
 )
@@ -39,45 +38,18 @@ _MODEL_CACHE = {}
 def dataset_config(name):
     """Settings of dataset ``name``: its file, then config overrides, validated with defaults."""
     if name not in _DATASET_CACHE:
-        path = CONFIG_DIR / "datasets" / f"{name}.yaml"
-        base = _read_yaml(path) if path.exists() else {}
-        merged = deep_merge(base, config["datasets"].get(name))
-        merged.setdefault("name", name)
-        if "features_dir" in merged:
-            merged.setdefault("format", "features")
-        validate(merged, schema=str(SCHEMAS / "dataset.schema.yaml"))
-        if merged["format"] == "features":
-            merged = features_dataset(merged)
-        if merged["synthetic"] is not None and merged["root"] != f"work/{name}/raw":
-            raise ValueError(f"dataset {name}: a synthetic dataset's root must be work/{name}/raw")
-        _DATASET_CACHE[name] = merged
+        _DATASET_CACHE[name] = resolve_dataset_settings(
+            name, CONFIG_DIR / "datasets" / f"{name}.yaml", config["datasets"].get(name)
+        )
     return _DATASET_CACHE[name]
-
-
-def features_dataset(cfg):
-    """A bring-your-own-features config in the common shape: subsets, evaluation.tiou."""
-    cfg = dict(cfg)
-    cfg["subsets"] = [
-        {"name": cfg["train_subset"], "split": "train"},
-        {"name": cfg["test_subset"], "split": "test"},
-    ]
-    if "tiou" in cfg:
-        cfg["evaluation"] = {**cfg["evaluation"], "tiou": cfg["tiou"]}
-    cfg["features"] = {**cfg["features"], "extractor": "imported"}
-    return cfg
 
 
 def _merged_model_config(model, dataset):
     """The model file, its block for ``dataset`` and the user's overrides, merged (later wins),
-    not validated."""
-    base = _read_yaml(CONFIG_DIR / "models" / f"{model}.yaml")
-    user = config["models"].get(model) or {}
-    merged = deep_merge(base, base.get("datasets", {}).get(dataset))
-    merged = deep_merge(merged, {k: v for k, v in user.items() if k != "datasets"})
-    merged = deep_merge(merged, (user.get("datasets") or {}).get(dataset))
-    merged.pop("datasets", None)
-    merged.setdefault("name", model)
-    return merged
+    not validated (wtal.settings.merge_model_settings)."""
+    return merge_model_settings(
+        CONFIG_DIR / "models" / f"{model}.yaml", dataset, config["models"].get(model)
+    )
 
 
 def model_config(model, dataset):
@@ -90,9 +62,9 @@ def model_config(model, dataset):
     """
     key = (model, dataset)
     if key not in _MODEL_CACHE:
-        merged = _merged_model_config(model, dataset)
-        validate(merged, schema=str(SCHEMAS / "model.schema.yaml"))
-        _MODEL_CACHE[key] = merged
+        _MODEL_CACHE[key] = resolve_model_settings(
+            CONFIG_DIR / "models" / f"{model}.yaml", dataset, config["models"].get(model)
+        )
     return _MODEL_CACHE[key]
 
 
@@ -173,10 +145,10 @@ def import_inputs(wildcards):
 
 def joint_inputs(wildcards):
     cfg = dataset_config(wildcards.dataset)
-    from wtal.byof import _find_joint
+    from wtal.byof import find_joint
 
     return {
-        "joint": str(_find_joint(Path(cfg["features_dir"]), cfg.get("features_file"))),
+        "joint": str(find_joint(Path(cfg["features_dir"]), cfg.get("features_file"))),
         "annotations": cfg["annotations"],
     }
 
@@ -196,7 +168,7 @@ def test_features(wildcards):
 
 def features_flow_input(wildcards):
     """The flow cache of {video}, unless the backbone is RGB-only (then no flow stage runs)."""
-    from extractors.features import RGB_ONLY
+    from extractors.catalog import RGB_ONLY
 
     if wildcards.extractor in RGB_ONLY:
         return []
@@ -249,7 +221,7 @@ def flow_params(wildcards):
     return {
         **cfg["flow"],
         "short_side": cfg["features"]["short_side"],
-        "code_version": extractors.__version__,
+        "code_version": FLOW_VERSION,  # the flow stage's output version
     }
 
 
@@ -329,5 +301,3 @@ def evaluation_params(wildcards):
     return {**cfg["evaluation"], "subset": test[0]}
 
 
-def code_version(wildcards):
-    return wtal.__version__

@@ -10,7 +10,7 @@ rule evaluate:
         evaluation=evaluation_params,
         dataset="{dataset}",
         model="{model}",
-        version=code_version,
+        version=stage_version("evaluate"),
     log:
         "logs/{dataset}/{model}/evaluate.log",
     benchmark:

@@ -1,6 +1,6 @@
 from wtal.io import check_sources
 
-from extractors.backbones import BACKBONES
+from extractors.catalog import BACKBONES
 
 
 rule features:
@@ -25,6 +25,7 @@ rule features:
     params:
         settings=feature_params,
         device=device(),
+        version=FEATURES_VERSION,
     threads: 1
     log:
         "logs/{dataset}/features/{extractor}/{video}.log",

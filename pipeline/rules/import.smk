@@ -28,6 +28,7 @@ rule import_features:
         sidecar="work/{dataset}/features/imported/{video}.json",
     params:
         snippet_seconds=lambda wc: import_params(wc)["snippet_seconds"],
+        version=FEATURES_VERSION,
         streams=lambda wc: import_params(wc)["streams"],
     log:
         "logs/{dataset}/features/imported/{video}.log",

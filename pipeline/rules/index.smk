@@ -7,6 +7,7 @@ checkpoint index:
         gt="work/{dataset}/gt.json",
     params:
         index=index_params,
+        version=stage_version("index"),
     log:
         "logs/{dataset}/index.log",
     conda:

@@ -12,7 +12,7 @@ rule infer:
     params:
         infer=infer_params,
         device=device(),
-        version=code_version,
+        version=stage_version("infer"),
     threads: 2
     log:
         "logs/{dataset}/{model}/infer.log",

@@ -49,7 +49,7 @@ rule report:
         subset=lambda wildcards: evaluation_params(wildcards)["subset"],
         settings=config.get("report") or {},
         device=device(),
-        version=code_version,
+        version=stage_version("report"),
     threads: 1
     log:
         "logs/{dataset}/{model}/report.log",
@@ -78,7 +78,7 @@ rule summary:
             labels={"table": "mAP of every model and dataset, and the papers'"},
         ),
     params:
-        version=code_version,
+        version=stage_version("report"),
     log:
         "logs/summary.log",
     conda:

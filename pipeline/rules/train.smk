@@ -39,7 +39,7 @@ rule train:
         args=model_args,
         train=train_params,
         device=device(),
-        version=code_version,
+        version=stage_version("train"),
     threads: 2
     log:
         "logs/{dataset}/{model}/train.log",

@@ -2,16 +2,17 @@
 from wtal.logs import to_log_file
 
 to_log_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
-from wtal.infer import InferSettings, infer  # noqa: E402
+from wtal.infer import infer  # noqa: E402
+from wtal.settings import infer_settings  # noqa: E402
 
-settings = dict(snakemake.params.infer)  # noqa: F821
-settings["cas_thresholds"] = tuple(settings["cas_thresholds"])
+settings, model_options = infer_settings(snakemake.params.infer)  # noqa: F821
 infer(
     snakemake.input.model,  # noqa: F821
     list(snakemake.input.features),  # noqa: F821
     snakemake.output.detections,  # noqa: F821
     snakemake.output.cas,  # noqa: F821
-    settings=InferSettings(**settings),
+    settings=settings,
+    model_options=model_options,
     device=snakemake.params.device,  # noqa: F821
     threads=snakemake.threads,  # noqa: F821
     thumos14_out=snakemake.output.thumos14,  # noqa: F821

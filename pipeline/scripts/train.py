@@ -2,7 +2,8 @@
 from wtal.logs import interactive, to_log_file
 
 to_log_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
-from wtal.train import TrainSettings, train  # noqa: E402
+from wtal.settings import train_settings  # noqa: E402
+from wtal.train import train  # noqa: E402
 
 train(
     snakemake.input.index,  # noqa: F821
@@ -11,10 +12,7 @@ train(
     snakemake.output.log_json,  # noqa: F821
     model=snakemake.params.model,  # noqa: F821
     model_args=dict(snakemake.params.args),  # noqa: F821
-    settings=TrainSettings(
-        **{**snakemake.params.train,  # noqa: F821
-           "lr_milestones": tuple(snakemake.params.train.get("lr_milestones", ()))}  # noqa: F821
-    ),
+    settings=train_settings(snakemake.params.train),  # noqa: F821
     device=snakemake.params.device,  # noqa: F821
     threads=snakemake.threads,  # noqa: F821
     progress=interactive(),

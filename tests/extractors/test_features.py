@@ -7,7 +7,7 @@ import pytest
 from conftest import write_video
 
 from extractors.decode import VideoError, decode
-from extractors.features import I3DSettings, extract_i3d, load_features
+from extractors.features import FeatureSettings, extract_features, load_features
 from extractors.flow import FlowCache
 from extractors.flowstage import flow_stage
 
@@ -36,10 +36,10 @@ def decoded(tmp_path: Path) -> tuple[Path, Path]:
     return plan, flow
 
 
-def settings(**kw: object) -> I3DSettings:
+def settings(**kw: object) -> FeatureSettings:
     base = {"snippet_length": 8, "snippet_stride": 8, "short_side": 48, "crop": 32,
             "batch_size": 2}
-    return I3DSettings(**{**base, **kw})  # type: ignore[arg-type]
+    return FeatureSettings(**{**base, **kw})  # type: ignore[arg-type]
 
 
 def test_flow_stage_writes_one_flow_per_frame_pair(decoded: tuple[Path, Path]) -> None:
@@ -59,7 +59,7 @@ def test_flow_stage_writes_one_flow_per_frame_pair(decoded: tuple[Path, Path]) -
 def test_features_shape_sidecar_and_determinism(decoded: tuple[Path, Path], tmp_path: Path) -> None:
     plan, flow = decoded
     out = tmp_path / "feats" / "v.npy"
-    side = extract_i3d(plan, flow, out, settings=settings(), device="cpu")
+    side = extract_features(plan, flow, out, settings=settings(), device="cpu")
     feats, sidecar = load_features(out)
     assert feats.shape == (4, 2048)  # (38 - 8) // 8 + 1 snippets
     assert feats.dtype == np.float32
@@ -71,7 +71,7 @@ def test_features_shape_sidecar_and_determinism(decoded: tuple[Path, Path], tmp_
     assert sidecar["flow"]["params"]["warps"] == 2
     assert sidecar["frames"]["crop"] == 32
     again = tmp_path / "again.npy"
-    extract_i3d(plan, flow, again, settings=settings(batch_size=3), device="cpu")
+    extract_features(plan, flow, again, settings=settings(batch_size=3), device="cpu")
     np.testing.assert_allclose(np.load(again), feats, rtol=1e-4, atol=1e-5)
     # the RGB half responds to colour, the flow half does not
     other = write_video(tmp_path / "w.mp4", moving_square_frames(45, color=(40, 40, 220)),
@@ -79,8 +79,8 @@ def test_features_shape_sidecar_and_determinism(decoded: tuple[Path, Path], tmp_
     decode(other, tmp_path / "w.json", fps=25.0)
     flow_stage(tmp_path / "w.json", tmp_path / "w.zip", params=CHEAP, short_side=48,
                codec="png")
-    extract_i3d(tmp_path / "w.json", tmp_path / "w.zip", tmp_path / "w.npy", settings=settings(),
-                device="cpu")
+    extract_features(tmp_path / "w.json", tmp_path / "w.zip", tmp_path / "w.npy",
+                     settings=settings(), device="cpu")
     blue = np.load(tmp_path / "w.npy")
     rgb_change = np.abs(blue[:, :1024] - feats[:, :1024]).mean()
     flow_change = np.abs(blue[:, 1024:] - feats[:, 1024:]).mean()
@@ -89,8 +89,8 @@ def test_features_shape_sidecar_and_determinism(decoded: tuple[Path, Path], tmp_
 
 def test_different_seed_different_features(decoded: tuple[Path, Path], tmp_path: Path) -> None:
     plan, flow = decoded
-    a = extract_i3d(plan, flow, tmp_path / "a.npy", settings=settings(seed=0), device="cpu")
-    b = extract_i3d(plan, flow, tmp_path / "b.npy", settings=settings(seed=1), device="cpu")
+    a = extract_features(plan, flow, tmp_path / "a.npy", settings=settings(seed=0), device="cpu")
+    b = extract_features(plan, flow, tmp_path / "b.npy", settings=settings(seed=1), device="cpu")
     assert a["weights"]["rgb"]["seed"] != b["weights"]["rgb"]["seed"]
     assert not np.allclose(np.load(tmp_path / "a.npy"), np.load(tmp_path / "b.npy"))
 
@@ -98,7 +98,7 @@ def test_different_seed_different_features(decoded: tuple[Path, Path], tmp_path:
 def test_flow_geometry_mismatch_is_an_error(decoded: tuple[Path, Path], tmp_path: Path) -> None:
     plan, flow = decoded
     with pytest.raises(ValueError, match="same short_side"):
-        extract_i3d(plan, flow, tmp_path / "x.npy", settings=settings(short_side=40),
+        extract_features(plan, flow, tmp_path / "x.npy", settings=settings(short_side=40),
                     device="cpu")
     assert not (tmp_path / "x.npy").exists()
 
@@ -108,7 +108,7 @@ def test_video_shorter_than_a_snippet(tmp_path: Path) -> None:
     decode(video, tmp_path / "s.json", fps=25.0)
     flow_stage(tmp_path / "s.json", tmp_path / "s.zip", params=CHEAP, short_side=48)
     with pytest.raises(VideoError, match="shorter than one snippet"):
-        extract_i3d(tmp_path / "s.json", tmp_path / "s.zip", tmp_path / "s.npy",
+        extract_features(tmp_path / "s.json", tmp_path / "s.zip", tmp_path / "s.npy",
                     settings=settings(), device="cpu")
     assert not (tmp_path / "s.npy").exists()
 
@@ -169,8 +169,8 @@ def i3d_by_hand(rgb: np.ndarray, flow: np.ndarray, nets: tuple, length: int = 8)
 def test_ten_crop_is_the_mean_of_the_ten_views(decoded: tuple[Path, Path],
                                                tmp_path: Path) -> None:
     plan, flow = decoded
-    centre = extract_i3d(plan, flow, tmp_path / "c.npy", settings=settings(), device="cpu")
-    ten = extract_i3d(plan, flow, tmp_path / "t.npy", settings=settings(ten_crop=True),
+    centre = extract_features(plan, flow, tmp_path / "c.npy", settings=settings(), device="cpu")
+    ten = extract_features(plan, flow, tmp_path / "t.npy", settings=settings(ten_crop=True),
                       device="cpu")
     assert ten["settings"]["ten_crop"] is True
     assert centre["settings"]["ten_crop"] is False
@@ -217,7 +217,7 @@ def test_backbone_shapes_sidecar_and_determinism(
 ) -> None:
     plan, flow = decoded
     flow_in = None if extractor == "i3d_r50" else flow
-    side = extract_i3d(plan, flow_in, tmp_path / "a.npy",
+    side = extract_features(plan, flow_in, tmp_path / "a.npy",
                        settings=settings(extractor=extractor, **extra), device="cpu")
     feats, sidecar = load_features(tmp_path / "a.npy")
     assert feats.shape == shape
@@ -234,7 +234,7 @@ def test_backbone_shapes_sidecar_and_determinism(
         assert sidecar["flow"]["bound"] == 20.0
     assert np.isfinite(feats).all()
     assert feats.std(axis=0).mean() > 0
-    extract_i3d(plan, flow_in, tmp_path / "b.npy",
+    extract_features(plan, flow_in, tmp_path / "b.npy",
                 settings=settings(extractor=extractor, **{**extra, "batch_size": 3}),
                 device="cpu")
     # the same numbers with another batch size, up to float rounding
@@ -251,7 +251,7 @@ def test_untrimmednet_units_read_the_centre_frame(decoded: tuple[Path, Path],
     from extractors.decode import FramePlan, iter_frames
 
     plan, flow = decoded
-    extract_i3d(plan, flow, tmp_path / "u.npy",
+    extract_features(plan, flow, tmp_path / "u.npy",
                 settings=settings(extractor="untrimmednet", resnet_depth=50), device="cpu")
     feats = np.load(tmp_path / "u.npy")
     frames = np.concatenate(list(iter_frames(FramePlan.load(plan), short_side=48)))
@@ -285,10 +285,10 @@ def test_frames_are_read_one_batch_at_a_time(decoded: tuple[Path, Path], tmp_pat
 
     monkeypatch.setattr(stage, "iter_frames", spy)
     plan, flow = decoded
-    extract_i3d(plan, flow, tmp_path / "a.npy", settings=settings(batch_size=1), device="cpu")
+    extract_features(plan, flow, tmp_path / "a.npy", settings=settings(batch_size=1), device="cpu")
     assert spans == [(0, 8), (8, 16), (16, 24), (24, 32)]
     spans.clear()
-    extract_i3d(plan, flow, tmp_path / "u.npy", device="cpu",
+    extract_features(plan, flow, tmp_path / "u.npy", device="cpu",
                 settings=settings(extractor="untrimmednet", resnet_depth=50, batch_size=2))
     assert spans == [(4, 13), (20, 29)]  # the centre frames 4, 12 | 20, 28 and those between
     assert not list(tmp_path.glob(".*tmp*"))  # no temporary file left behind
@@ -299,6 +299,6 @@ def test_two_stream_backbone_without_flow_is_an_error(decoded: tuple[Path, Path]
     plan, _ = decoded
     for no_flow in (None, []):  # Snakemake passes [] when a rule has no flow input
         with pytest.raises(ValueError, match="needs the flow cache"):
-            extract_i3d(plan, no_flow, tmp_path / "x.npy",  # type: ignore[arg-type]
+            extract_features(plan, no_flow, tmp_path / "x.npy",  # type: ignore[arg-type]
                         settings=settings(extractor="untrimmednet"), device="cpu")
     assert not (tmp_path / "x.npy").exists()

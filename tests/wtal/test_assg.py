@@ -282,7 +282,7 @@ def test_alternating_steps_update_what_algorithm_1_says() -> None:
     for step in range(4):
         model.zero_grad(set_to_none=True)
         out = model(x, mask)
-        loss, parts = model.loss(out, labels, mask, epoch=0)
+        loss, parts = model.loss(out, labels, mask, epoch=0, step=step)
         loss.backward()
         assert set(parts) == {"seed", "class", "seed_step", "seeded", "grown"}
         assert parts["grown"] >= parts["seeded"] > 0
@@ -364,12 +364,10 @@ def test_streams_are_independent_and_fused_with_lambda() -> None:
     out_x, out_o = model(x, mask), model(other, mask)
     pinned = out_o._replace(seed_cas=out_x.seed_cas, shots=out_x.shots)
     model.zero_grad(set_to_none=True)
-    model.steps = 0
     model.loss(out_x, labels, mask, epoch=0)[0].backward()
     ref = [p.grad.clone() for p in model.ssg["rgb"].parameters()]
     flow_ref = [p.grad.clone() for p in model.ssg["flow"].parameters()]
     model.zero_grad(set_to_none=True)
-    model.steps = 0
     model.loss(pinned, labels, mask, epoch=0)[0].backward()
     for a, b in zip(ref, model.ssg["rgb"].parameters(), strict=True):
         torch.testing.assert_close(a, b.grad)
@@ -394,12 +392,12 @@ def test_detect_scores_runs_of_the_fused_heatmap_by_eq6() -> None:
                      mask=torch.ones(1, 8, dtype=torch.bool))
     settings = InferSettings(class_threshold=0.5, cas_thresholds=(0.5, 0.8),
                              video_score_weight=0.0)
-    got = sorted(model.detect(out, settings=settings))
+    got = sorted(model.candidates(out, settings=settings))
     assert [(c, s, e) for c, s, e, _ in got] == [(0, 2.0, 5.0), (0, 3.0, 4.0)]
     assert got[0][3] == pytest.approx(0.7, rel=1e-5)  # mean of 0.6, 0.9, 0.6
     assert got[1][3] == pytest.approx(0.9, rel=1e-5)
     # the video score is added with its weight; class 1 (score σ(−3)) is not localised
-    weighted = model.detect(out, settings=InferSettings(class_threshold=0.5,
+    weighted = model.candidates(out, settings=InferSettings(class_threshold=0.5,
                                                         cas_thresholds=(0.8,),
                                                         video_score_weight=0.5))
     assert weighted == [(0, 3.0, 4.0, pytest.approx(0.9 + 0.5 / (1 + np.exp(-3.0)), rel=1e-5))]
@@ -429,8 +427,12 @@ def test_pretrain_trains_freezes_and_survives_a_state_dict_round_trip() -> None:
     model = make(in_dim=8, C=2, seed_epochs=3, seed_batch_size=4, seed_lr=1e-2)
     before = [p.detach().clone() for p in model.seed_net.parameters()]
     ssg_before = [p.detach().clone() for p in model.ssg.parameters()]
-    log = model.pretrain(feats, labels, trimmed=None, settings=TrainSettings(max_seqlen=16),
-                         rng=np.random.default_rng(0), device=torch.device("cpu"))
+    pretrained = model.pretrain(feats, labels, trimmed=None,
+                                settings=TrainSettings(max_seqlen=16),
+                                rng=np.random.default_rng(0), device=torch.device("cpu"))
+    log = pretrained.log
+    assert pretrained.reference is None  # nothing but the seed network's own weights
+    assert list(model.frozen_modules()) == [model.seed_net]
     assert log["seed_net"]["epochs"] == 3
     assert len(log["seed_net"]["loss"]) == 3
     assert "not used" in log["trimmed"]
@@ -490,9 +492,9 @@ def test_every_ablation_builds_and_trains_one_step(name: str) -> None:
     x = torch.randn(2, 12, 8)
     mask = torch.ones(2, 12, dtype=torch.bool)
     labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])
-    for _ in range(2):
+    for step in range(2):
         out = model.train()(x, mask)
-        loss, _ = model.loss(out, labels, mask, epoch=0)
+        loss, _ = model.loss(out, labels, mask, epoch=0, step=step)
         assert torch.isfinite(loss)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -518,9 +520,9 @@ def test_short_training_on_planted_features_localises(modules: str, margin: floa
     mask = torch.ones(x.shape[:2], dtype=torch.bool)
     model.train()
     grown, seeded = [], []
-    for _ in range(150):
+    for step in range(150):
         out = model(x, mask)
-        loss, parts = model.loss(out, y, mask, epoch=0)
+        loss, parts = model.loss(out, y, mask, epoch=0, step=step)
         grown.append(parts["grown"])
         seeded.append(parts["seeded"])
         opt.zero_grad(set_to_none=True)

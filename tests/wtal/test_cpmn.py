@@ -21,6 +21,7 @@ from wtal.io import save_npy, write_json
 from wtal.models import build_model
 from wtal.models.cpmn import (
     CPMN,
+    CPMNInferOptions,
     CPMNStream,
     erasing_mask,
     masked_minmax,
@@ -341,9 +342,9 @@ def test_invalid_arguments() -> None:
     with pytest.raises(ValueError, match="stream"):
         small(stream="depth")
     with pytest.raises(ValueError, match="theta"):
-        small(theta=1.5)
+        CPMNInferOptions(theta=1.5)  # an inference knob (infer.model)
     with pytest.raises(ValueError, match="top_classes"):
-        small(top_classes=0)
+        CPMNInferOptions(top_classes=0)
     with pytest.raises(ValueError, match="even"):
         build_model("cpmn", in_dim=15, num_classes=2, stream="rgb")
     with pytest.raises(ValueError, match="erase_guide"):
@@ -502,7 +503,7 @@ def test_detect_thresholds_each_modality_for_the_top_two_classes() -> None:
     flow[6, 1] = 0.4
     rgb[3, 2] = flow[3, 2] = 0.9  # class 2 is the third class: not localised
     scores = np.array([0.9, 0.5, 0.3])
-    found = model.detect(fixed_output(model, {"rgb": rgb, "flow": flow}, scores), settings=None)
+    found = model.candidates(fixed_output(model, {"rgb": rgb, "flow": flow}, scores), settings=None)
     fused = (rgb + flow) / 2
 
     def conf(c: int, first: int, last: int) -> float:
@@ -512,8 +513,9 @@ def test_detect_thresholds_each_modality_for_the_top_two_classes() -> None:
     assert [(c, s, e) for c, s, e, _ in found] == [(c, f, la + 1) for c, f, la in expected]
     for (_, _, _, score), (c, f, la) in zip(found, expected, strict=True):
         assert score == pytest.approx(conf(c, f, la), rel=1e-6)
-    top1 = two(mining=False, pam=False, top_classes=1, theta=0.5)
-    found1 = top1.detect(fixed_output(top1, {"rgb": rgb, "flow": flow}, scores), settings=None)
+    top1 = two(mining=False, pam=False)
+    found1 = top1.candidates(fixed_output(top1, {"rgb": rgb, "flow": flow}, scores), settings=None,
+                             options=CPMNInferOptions(top_classes=1, theta=0.5))
     assert [(c, s, e) for c, s, e, _ in found1] == [(0, 1, 3), (0, 2, 4)]
 
 
@@ -522,14 +524,14 @@ def test_detect_on_a_real_output_gives_segments_inside_the_video() -> None:
     model = two().eval()
     with torch.no_grad():
         out = model(torch.randn(1, 25, 16))
-    found = model.detect(out, settings=InferSettings())
+    found = model.candidates(out, settings=InferSettings())
     assert found
     assert {c for c, *_ in found} <= set(torch.topk(model.probabilities(out)[1][0], 2)[1].tolist())
     for _, start, end, score in found:
         assert 0 <= start < end <= 25
         assert 0.0 <= score <= 1.0
     with pytest.raises(ValueError, match="one video"):
-        model.detect(model(torch.randn(2, 25, 16)), settings=None)
+        model.candidates(model(torch.randn(2, 25, 16)), settings=None)
 
 
 # -- training -----------------------------------------------------------------------------------
@@ -629,10 +631,13 @@ def test_config_is_valid_and_builds() -> None:
     assert config["name"] == "cpmn"
     for block in [config, *config["datasets"].values()]:
         assert {f.name for f in fields(TrainSettings)} >= set(block.get("train", {}))
-        assert {f.name for f in fields(InferSettings)} >= set(block.get("infer", {}))
+        infer = block.get("infer", {})
+        assert {f.name for f in fields(InferSettings)} >= set(infer) - {"model"}
         args = {**config["args"], **block.get("args", {})}
         model = build_model("cpmn", in_dim=2048, num_classes=4, **args)
         assert isinstance(model, CPMN)
+        # the model's own inference knobs are its InferOptions
+        CPMNInferOptions(**{**config["infer"]["model"], **infer.get("model", {})})
     train_block = config["train"]
     assert (train_block["batch_size"], train_block["max_seqlen"]) == (16, 64)
     assert (config["args"]["zeta"], config["args"]["l2_weight"]) == (0.4, 0.0025)

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from extractors.decode import decode
-from extractors.features import I3DSettings, extract_features, extract_i3d
+from extractors.features import FeatureSettings, extract_features
 from extractors.flowstage import flow_stage
 from wtal.cli import main
 from wtal.demo import synthesize_demo
@@ -24,7 +24,7 @@ CLASSES = ("RedBounce", "BlueSlide")
 FPS = 10.0  # not the 25 of the defaults: detect must take the model's
 FLOW = {"backend": "opencv", "bound": 20.0, "codec": "jpg", "short_side": 48,
         "params": {"nscales": 2, "warps": 1, "inner_iterations": 5, "outer_iterations": 1}}
-I3D = I3DSettings(snippet_length=8, snippet_stride=8, short_side=48, crop=48, seed=3)
+I3D = FeatureSettings(snippet_length=8, snippet_stride=8, short_side=48, crop=48, seed=3)
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -33,7 +33,7 @@ def extract(video: Path, folder: Path) -> Path:
     name = video.stem
     decode(video, folder / f"{name}.plan.json", fps=FPS)
     flow_stage(folder / f"{name}.plan.json", folder / f"{name}.zip", threads=1, **FLOW)
-    extract_i3d(folder / f"{name}.plan.json", folder / f"{name}.zip", folder / f"{name}.npy",
+    extract_features(folder / f"{name}.plan.json", folder / f"{name}.zip", folder / f"{name}.npy",
                 settings=I3D, device="cpu", threads=1)
     return folder / f"{name}.npy"
 

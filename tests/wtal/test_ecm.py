@@ -17,6 +17,7 @@ from wtal.infer import InferSettings
 from wtal.models import build_model, list_models
 from wtal.models.ecm import (
     ECM,
+    ECMInferOptions,
     ECMOutput,
     a2c_loss,
     actionness_groups,
@@ -26,6 +27,7 @@ from wtal.models.ecm import (
     three_fold_aggregate,
 )
 from wtal.postprocess import outer_inner_score
+from wtal.settings import infer_settings
 from wtal.train import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -358,7 +360,8 @@ def test_actionness_grouping_by_hand() -> None:
 
 
 def test_detect_drops_classes_under_tau_and_groups_the_normalised_cas() -> None:
-    model = make(in_dim=8, C=3, tag_gammas=[1.0, 0.5]).eval()
+    model = make(in_dim=8, C=3).eval()
+    options = ECMInferOptions(tag_gammas=(1.0, 0.5))  # an inference knob (infer.model)
     cas = torch.tensor([[0.0, 5.0, 1.0], [4.0, 0.0, 1.0], [0.0, 0.0, 1.0], [4.0, 0.0, 1.0],
                         [0.0, 1.0, 1.0], [2.0, 0.0, 1.0]])  # (T=6, C=3) logits
     video_logits = torch.log(torch.tensor([[0.6, 0.3, 0.1]]))  # softmax → 0.6, 0.3, 0.1
@@ -366,7 +369,7 @@ def test_detect_drops_classes_under_tau_and_groups_the_normalised_cas() -> None:
                     post_bg_logits=None, action_weights=None, mask=torch.ones(1, 6, dtype=bool))
     settings = InferSettings(class_threshold=0.25, cas_thresholds=(0.5, 0.9), inflation=0.25,
                              video_score_weight=0.2)
-    found = model.detect(out, settings=settings)
+    found = model.candidates(out, settings=settings, options=options)
     assert {c for c, *_ in found} == {0, 1}  # class 2 (0.1 < τ) dropped
     norm0 = np.array([0.0, 1.0, 0.0, 1.0, 0.0, 0.5])  # class 0 min-max normalised
     spans0 = sorted((s, e) for c, s, e, _ in found if c == 0)
@@ -379,9 +382,10 @@ def test_detect_drops_classes_under_tau_and_groups_the_normalised_cas() -> None:
     spans1 = sorted((s, e) for c, s, e, _ in found if c == 1)
     assert spans1 == [(0, 1)]  # 1.0 at t=0, 0.2 at t=4
     settings_high = InferSettings(class_threshold=0.9, cas_thresholds=(0.5,))
-    assert {c for c, *_ in model.detect(out, settings=settings_high)} == {0}  # best class kept
+    assert {c for c, *_ in model.candidates(out, settings=settings_high,
+                                            options=options)} == {0}  # best class kept
     with pytest.raises(ValueError, match="tag_gammas"):
-        make(tag_gammas=[0.0])
+        ECMInferOptions(tag_gammas=(0.0,))
 
 
 def test_invalid_switches_are_rejected() -> None:
@@ -478,8 +482,9 @@ def test_config_matches_paper_and_builds() -> None:
     assert (train.epochs, train.max_seqlen) == (150, 750)
     assert (cfg["args"]["alpha"], cfg["args"]["beta"], cfg["args"]["topk_ratio"]) == (
         0.05, 5.0, 0.125)
-    assert InferSettings(**{**cfg["infer"], "cas_thresholds": tuple(cfg["infer"]["cas_thresholds"])
-                            }).class_threshold == 0.25
+    settings, options = infer_settings(cfg["infer"])  # generic and the model's own knobs
+    assert settings.class_threshold == 0.25
+    assert ECMInferOptions(**options).tag_gammas == (1.0,)
     for name, block in cfg["datasets"].items():
         merged = {section: {**cfg.get(section, {}), **values} for section, values in block.items()}
         jsonschema.validate({**cfg, **merged}, schema)

@@ -1,6 +1,6 @@
-"""The generic loop's hooks for the papers' models: pretrain (trimmed clips), parameter groups
-and optimisers, model-made candidates at inference, the standardisation statistics, and the
-ablation stage."""
+"""The stages drive a model through its Localizer contract: pretrain (trimmed clips, its
+explicit output handed to the loss), parameter groups and optimisers, model-made candidates at
+inference, the standardisation statistics, and the ablation stage."""
 
 import logging
 from pathlib import Path
@@ -16,6 +16,7 @@ from wtal.ablation import ablation_table, merge_settings, run_ablation, variant_
 from wtal.infer import InferSettings, finish_detections, infer
 from wtal.io import read_json, save_npy, write_json
 from wtal.models import register_model
+from wtal.models.base import Localizer, Pretrained
 from wtal.train import TrainSettings, feature_statistics, train
 
 CLASSES = ["A", "B"]
@@ -25,10 +26,12 @@ DIM = 8
 class Out(NamedTuple):
     cas: torch.Tensor  # (B, T, C)
     video_logits: torch.Tensor  # (B, C)
+    mask: torch.Tensor | None  # (B, T)
 
 
-class Probe(nn.Module):
-    """A tiny model with every hook; it records what the loop hands it."""
+class Probe(Localizer):
+    """A tiny model overriding every method of the contract; it records what the loop hands
+    it."""
 
     seen: dict[str, Any]
 
@@ -37,17 +40,23 @@ class Probe(nn.Module):
         super().__init__()
         self.a = nn.Linear(in_dim, num_classes)
         self.b = nn.Linear(in_dim, num_classes)
-        self.candidates = candidates
+        self.planted = candidates
         self.split_groups = split_groups
         self.seen = {}
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> Out:
         cas = self.a(x) + self.b(x)  # (B, T, C)
-        return Out(cas, cas.mean(dim=1))
+        return Out(cas, cas.mean(dim=1), mask)
 
-    def pretrain(self, feats, labels, *, trimmed, settings, rng, device) -> dict:
-        self.seen = {"feats": feats, "labels": labels, "trimmed": trimmed}
-        return {"trimmed": "off" if trimmed is None else len(trimmed[0])}
+    def pretrain(self, videos, labels, *, trimmed, settings, rng, device) -> Pretrained:
+        self.seen = {"feats": videos, "labels": labels, "trimmed": trimmed}
+        return Pretrained(log={"trimmed": "off" if trimmed is None else len(trimmed[0])},
+                          reference=len(videos), used_trimmed=trimmed is not None)
+
+    def loss(self, out, labels, mask, *, epoch, step=0, reference=None, video_loss="bce"):
+        self.seen.setdefault("references", []).append(reference)
+        self.seen.setdefault("steps", []).append(step)
+        return super().loss(out, labels, mask, epoch=epoch, video_loss=video_loss)
 
     def param_groups(self, lr: float) -> list[dict]:
         if not self.split_groups:
@@ -55,9 +64,14 @@ class Probe(nn.Module):
         return [{"params": self.a.parameters(), "lr": lr},
                 {"params": self.b.parameters(), "lr": 5 * lr}]
 
-    def detect(self, out: Out, *, settings: InferSettings) -> list:
+    def unread_infer_settings(self) -> frozenset[str]:
+        return frozenset({"inflation"}) if self.planted is not None else frozenset()
+
+    def candidates(self, out: Out, *, settings: InferSettings, options=None) -> list | None:
+        if self.planted is None:
+            return None
         t = out.cas.shape[1]
-        return [(c, s * t, e * t, sc) for c, s, e, sc in self.candidates or []]
+        return [(c, s * t, e * t, sc) for c, s, e, sc in self.planted]
 
 
 _PROBES: list[Probe] = []
@@ -130,6 +144,9 @@ def test_pretrain_gets_standardised_sequences_and_trimmed_clips(data, tmp_path: 
     assert trimmed_feats[0] == pytest.approx((raw - mean) / std, abs=1e-5)
     assert net.seen["trimmed"][1].tolist() == [[0.0, 1.0], [1.0, 0.0]]  # clip0 B, clip1 A
     assert net.seen["labels"].tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    # what pretrain returned reaches every loss call; steps are counted from 0 over the epochs
+    assert net.seen["references"] == [2, 2]
+    assert net.seen["steps"] == [0, 1]
 
 
 def test_pretrain_without_trimmed_clips_is_told_so(data, tmp_path: Path) -> None:
@@ -194,6 +211,21 @@ def test_infer_uses_the_models_candidates_through_the_grid(data, tmp_path: Path)
         ("A", [0.0, round(1 * s, 3)], pytest.approx(0.3)),  # clipped at the start
         ("B", [round(19.6 * s, 3), round(20 * s, 3)], pytest.approx(0.2)),  # and at the end
     ]
+
+
+def test_infer_says_which_settings_the_model_does_not_read(data, tmp_path: Path,
+                                                          caplog) -> None:
+    run_train(data, tmp_path, model_args={"candidates": [[0, 0.1, 0.3, 0.9]]})
+    with caplog.at_level(logging.WARNING, logger="wtal.infer"):
+        sub = infer(tmp_path / "m.pt", data["test"], tmp_path / "d.json", tmp_path / "cas",
+                    settings=InferSettings(inflation=0.5), device="cpu")
+    assert sub["unread_settings"] == ["inflation"]
+    assert "does not read the infer settings ['inflation']" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="wtal.infer"):  # left at its default: quiet
+        infer(tmp_path / "m.pt", data["test"], tmp_path / "d.json", tmp_path / "cas",
+              settings=InferSettings(), device="cpu")
+    assert "does not read" not in caplog.text
 
 
 def test_model_candidates_of_a_rescaled_model_map_back(data, tmp_path: Path) -> None:

@@ -23,6 +23,7 @@ from wtal.models.kt_mgfn import (
     THUMOS14_ANCHORS,
     BoundaryRegressor,
     DilatedClassifier,
+    KTMGFNInferOptions,
     KTMGFNOutput,
     TrimmedReps,
     decode_anchors,
@@ -206,7 +207,7 @@ def test_mmd_matches_hand_computation() -> None:
     assert mmd2(a, b, sigma=2.0).item() == pytest.approx(ktt + kuu - 2 * ktu, abs=1e-6)
 
 
-def test_knowledge_transfer_pairs_classes_and_its_switch(caplog: pytest.LogCaptureFixture) -> None:
+def test_knowledge_transfer_pairs_classes_and_its_switch() -> None:
     torch.manual_seed(0)
     net = small(kt_sigma=3.0)
     x = torch.randn(4, 16, 8)
@@ -221,28 +222,21 @@ def test_knowledge_transfer_pairs_classes_and_its_switch(caplog: pytest.LogCaptu
                 + mmd2(trimmed.embeddings[3:], out.embedding[2:3], sigma=3.0)) / 2
     torch.testing.assert_close(kt, expected)
 
-    total, parts = net.loss(out, labels, mask, epoch=0, trimmed=trimmed)
+    total, parts = net.loss(out, labels, mask, epoch=0, reference=trimmed)
     assert parts["kt_on"] == 1.0
     assert parts["kt_classes"] == 2.0
     assert parts["total"] == pytest.approx(parts["cls"] + 10.0 * parts["kt"], rel=1e-5)
     total.backward()
     assert net.stages[0].base[0].weight.grad.abs().sum() > 0
 
-    with caplog.at_level(logging.WARNING, logger="wtal.models.kt_mgfn"):
-        _, off = net.loss(net(x, mask), labels, mask, epoch=0)
-        net.loss(net(x, mask), labels, mask, epoch=1)
+    _, off = net.loss(net(x, mask), labels, mask, epoch=0)  # no reference: KTM off, no error
     assert off["kt_on"] == 0.0
     assert off["kt"] == 0.0
     assert off["total"] == pytest.approx(off["cls"], rel=1e-6)
-    said = [r for r in caplog.records if "knowledge transfer module (KTM) is off" in r.message]
-    assert len(said) == 1  # said once, not an error
 
-    net.set_trimmed(trimmed)  # for the generic loop, which passes no trimmed argument
-    _, stored = net.loss(net(x, mask), labels, mask, epoch=0)
-    assert stored["kt_on"] == 1.0
     with pytest.raises(ValueError, match="64"):
-        net.set_trimmed(TrimmedReps(torch.zeros(2, 7), torch.ones(2, 3)))
-    assert small(ktm=False).loss(out, labels, mask, epoch=0, trimmed=trimmed)[1]["kt_on"] == 0.0
+        net.check_reference(TrimmedReps(torch.zeros(2, 7), torch.ones(2, 3)))
+    assert small(ktm=False).loss(out, labels, mask, epoch=0, reference=trimmed)[1]["kt_on"] == 0.0
 
 
 def trimmed_clips(n_per_class: int, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
@@ -267,9 +261,11 @@ def test_pretrain_trains_the_trimmed_branch_and_switches_the_ktm_on() -> None:
     clip_labels[:4, 1] = 0.0  # class 0's clips: single label; an unlabelled clip is dropped
     clips.append(np.zeros((0, 8), np.float32))
     clip_labels = np.concatenate([clip_labels, np.eye(3, dtype=np.float32)[:1]])
-    record = net.pretrain([v.numpy() for v in x], labels.numpy(), trimmed=(clips, clip_labels),
-                          settings=TrainSettings(), rng=np.random.default_rng(0),
-                          device=torch.device("cpu"))
+    pretrained = net.pretrain([v.numpy() for v in x], labels.numpy(),
+                              trimmed=(clips, clip_labels), settings=TrainSettings(),
+                              rng=np.random.default_rng(0), device=torch.device("cpu"))
+    record = pretrained.log
+    assert pretrained.used_trimmed
     assert record["ktm"] == "on"
     assert record["trimmed_clips"] == 12  # the empty clip is left out
     assert record["shared_classes"] == 3
@@ -279,7 +275,7 @@ def test_pretrain_trains_the_trimmed_branch_and_switches_the_ktm_on() -> None:
     assert record["loss"][-1] < 0.5 * record["loss"][0]  # the trimmed branch learned its clips
     # pretraining leaves the untrimmed model's own weights as they were
     assert all(torch.equal(untrained[k], v) for k, v in net.state_dict().items())
-    reps = net._trimmed
+    reps = pretrained.reference
     assert reps is not None
     assert reps.embeddings.shape == (12, net.embedding_dim)
     # the trimmed branch's representations separate its classes: nearest class mean is right
@@ -288,7 +284,7 @@ def test_pretrain_trains_the_trimmed_branch_and_switches_the_ktm_on() -> None:
     assert (nearest == reps.labels.argmax(dim=1)).float().mean() > 0.9
 
     net.train()
-    total, parts = net.loss(net(x, mask), labels, mask, epoch=0)
+    total, parts = net.loss(net(x, mask), labels, mask, epoch=0, reference=reps)
     assert parts["kt_on"] == 1.0
     assert parts["kt_classes"] == 3.0
     assert parts["kt"] > 0
@@ -318,11 +314,12 @@ def test_pretrain_without_trimmed_clips_switches_the_ktm_off(
     kwargs = {"settings": TrainSettings(), "rng": np.random.default_rng(0),
               "device": torch.device("cpu")}
     net = small()
-    net.set_trimmed(TrimmedReps(torch.zeros(2, net.embedding_dim), torch.eye(3)[:2]))
     with caplog.at_level(logging.WARNING, logger="wtal.models.kt_mgfn"):
-        record = net.pretrain(feats, labels.numpy(), trimmed=None, **kwargs)
-        _, parts = net.loss(net(x, mask), labels, mask, epoch=0)
+        pretrained = net.pretrain(feats, labels.numpy(), trimmed=None, **kwargs)
+    record = pretrained.log
+    _, parts = net.loss(net(x, mask), labels, mask, epoch=0, reference=pretrained.reference)
     assert record == {"ktm": "off: the dataset has no trimmed clips"}
+    assert pretrained.reference is None
     assert parts["kt_on"] == 0.0
     assert parts["total"] == pytest.approx(parts["cls"], rel=1e-6)
     said = [r for r in caplog.records if r.levelno == logging.WARNING and "KTM" in r.message]
@@ -330,7 +327,7 @@ def test_pretrain_without_trimmed_clips_switches_the_ktm_off(
     assert "no trimmed clips" in said[0].message
     # an empty list of clips is the same as none
     empty = small().pretrain(feats, labels.numpy(),
-                             trimmed=([], np.zeros((0, 3), np.float32)), **kwargs)
+                             trimmed=([], np.zeros((0, 3), np.float32)), **kwargs).log
     assert empty["ktm"].startswith("off")
     # clips of classes no training video has: nothing to transfer
     clips, clip_labels = trimmed_clips(2, 0)
@@ -339,13 +336,13 @@ def test_pretrain_without_trimmed_clips_switches_the_ktm_off(
     keep = clip_labels[:, 2] == 0
     unshared = small().pretrain(feats, only_c2, trimmed=([c for c, k in zip(clips, keep,
                                                                             strict=True) if k],
-                                                         clip_labels[keep]), **kwargs)
+                                                         clip_labels[keep]), **kwargs).log
     assert unshared["ktm"] == "off: no class of the trimmed clips has training videos"
     # switched off in the arguments: said in the record, no warning
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="wtal.models.kt_mgfn"):
         off = small(ktm=False).pretrain(feats, labels.numpy(),
-                                        trimmed=trimmed_clips(2, 0), **kwargs)
+                                        trimmed=trimmed_clips(2, 0), **kwargs).log
     assert off["ktm"].startswith("off: switched off")
     assert not caplog.records
 
@@ -516,9 +513,9 @@ def test_proposals_score_is_p_act_times_p_oic_times_p_class() -> None:
     expected = [0.95 * (1 + 0.7) * p_class, 0.9 * (1 + 0.425) * p_class]
     np.testing.assert_allclose(props.scores.numpy(), expected, rtol=1e-5)
     assert props.classes.tolist() == [0, 0]
-    only_act = hand_net(score_oic=False, score_class=False)
-    np.testing.assert_allclose(only_act.proposals(out)[0].scores.numpy(), [0.95, 0.9],
-                               rtol=1e-5)
+    only_act = KTMGFNInferOptions(score_oic=False, score_class=False)  # infer.model knobs
+    np.testing.assert_allclose(net.proposals(out, options=only_act)[0].scores.numpy(),
+                               [0.95, 0.9], rtol=1e-5)
     assert len(net.proposals(out, class_threshold=0.9)[0].scores) == 0
     with pytest.raises(ValueError, match="BRM"):
         small().proposals(small()(torch.randn(1, 5, 8)))
@@ -545,14 +542,14 @@ def test_detect_gives_the_brm_proposals_with_their_eq6_scores() -> None:
     out = _hand_output([0.05, 0.2, 0.95, 0.3, 0.05, 0.9], video_logit=1.0)
     p_class = 1 / (1 + math.exp(-1.0))
     net = hand_net()
-    got = net.detect(out, settings=InferSettings(class_threshold=0.2))
+    got = net.candidates(out, settings=InferSettings(class_threshold=0.2))
     assert [(c, s, e) for c, s, e, _ in got] == [(0, 2.0, 3.0), (0, 5.0, 6.0)]
     np.testing.assert_allclose([d[3] for d in got],
                                [0.95 * 1.7 * p_class, 0.9 * 1.425 * p_class], rtol=1e-5)
     # no class reaches class_threshold: the top class is still localised
-    assert len(net.detect(out, settings=InferSettings(class_threshold=0.99))) == 2
+    assert len(net.candidates(out, settings=InferSettings(class_threshold=0.99))) == 2
     with pytest.raises(ValueError, match="one video"):
-        small(brm=True).detect(small(brm=True)(torch.randn(2, 5, 8)), settings=InferSettings())
+        small(brm=True).candidates(small(brm=True)(torch.randn(2, 5, 8)), settings=InferSettings())
 
 
 def _two_class_output(act0: list[float], act1: list[float], video: list[float]) -> KTMGFNOutput:
@@ -571,7 +568,7 @@ def test_detect_without_the_brm_thresholds_the_cas_and_scores_by_eq6() -> None:
                       activation="sigmoid", inflation=1.0)
     act = [0.05, 0.2, 0.95, 0.9, 0.1, 0.05]
     out = _two_class_output(act, [0.5] * 6, [0.8, 0.1])
-    got = net.detect(out, settings=InferSettings(class_threshold=0.2,
+    got = net.candidates(out, settings=InferSettings(class_threshold=0.2,
                                                  cas_thresholds=(0.15, 0.5)))
     # class 1 (video score 0.1) is not localised; class 0's runs: ≥ 0.5 [2, 4), ≥ 0.15 [1, 4)
     # [2, 4): inner mean 0.925, outer band ±2 → snippets 0, 1, 4, 5 (mean 0.1)
@@ -585,14 +582,16 @@ def test_detect_without_the_brm_thresholds_the_cas_and_scores_by_eq6() -> None:
     np.testing.assert_allclose([d[3] for d in got], [d[3] for d in expected], rtol=1e-5)
     # each factor of Eq. (6) is switchable (table VIII): p_act alone
     only_act = build_model("kt_mgfn", in_dim=4, num_classes=2, hidden=4, activation="sigmoid",
-                           inflation=1.0, score_oic=False, score_class=False)
+                           inflation=1.0)
     np.testing.assert_allclose(
-        sorted(d[3] for d in only_act.detect(out, settings=InferSettings(
-            cas_thresholds=(0.15, 0.5)))), sorted([in_a, in_b]), rtol=1e-5)
+        sorted(d[3] for d in only_act.candidates(out, settings=InferSettings(
+            cas_thresholds=(0.15, 0.5)), options=KTMGFNInferOptions(score_oic=False,
+                                                                     score_class=False))),
+        sorted([in_a, in_b]), rtol=1e-5)
     # no class reaches the threshold: the top class alone; a level no snippet reaches: nothing
     low = _two_class_output(act, [0.5] * 6, [0.1, 0.15])
-    assert {d[0] for d in net.detect(low, settings=InferSettings())} == {1}
-    assert net.detect(out, settings=InferSettings(cas_thresholds=(0.99,))) == []
+    assert {d[0] for d in net.candidates(low, settings=InferSettings())} == {1}
+    assert net.candidates(out, settings=InferSettings(cas_thresholds=(0.99,))) == []
 
 
 def test_detect_of_a_built_model_through_the_inference_settings() -> None:
@@ -600,7 +599,7 @@ def test_detect_of_a_built_model_through_the_inference_settings() -> None:
     torch.manual_seed(0)
     x = torch.randn(1, 30, 8)
     for net in (small(brm=True, max_oic=1.0).eval(), small().eval()):
-        got = net.detect(net(x), settings=InferSettings())
+        got = net.candidates(net(x), settings=InferSettings())
         assert got
         for c, s, e, score in got:
             assert 0 <= c < 3
@@ -652,7 +651,7 @@ def test_each_switch_builds_and_trains_one_step(switches: dict[str, bool]) -> No
     trimmed = TrimmedReps(torch.rand(4, net.embedding_dim), torch.eye(3)[[0, 1, 2, 2]])
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
     before = copy.deepcopy(net.state_dict())
-    loss, parts = net.loss(net(x, mask), labels, mask, epoch=0, trimmed=trimmed)
+    loss, parts = net.loss(net(x, mask), labels, mask, epoch=0, reference=trimmed)
     assert torch.isfinite(loss)
     assert parts["kt_on"] == float(switches["ktm"])
     assert parts["brm_on"] == float(switches["brm"])
@@ -812,7 +811,8 @@ def test_config_holds_the_paper_settings_and_builds() -> None:
     for block in [{}, *cfg["datasets"].values()]:
         merged_args = {**args, **(block.get("args") or {})}
         assert set({**train_cfg, **(block.get("train") or {})}) <= train_names
-        assert set({**infer_cfg, **(block.get("infer") or {})}) <= infer_names
+        assert set({**infer_cfg, **(block.get("infer") or {})}) - {"model"} <= infer_names
+        KTMGFNInferOptions(**infer_cfg["model"])
         net = build_model("kt_mgfn", in_dim=8, num_classes=2, **{**merged_args, "hidden": 8})
         assert net.brm is not None
         assert len(net.stages) == 2
@@ -837,16 +837,17 @@ def test_config_ablations_are_table_v_and_every_variant_trains() -> None:
                 "hidden": 8, "brm_hidden": 8, "trimmed_epochs": 1, "brm_start_epoch": 0,
                 "max_oic": 1.0}
         net = build_model("kt_mgfn", in_dim=8, num_classes=3, **args)
-        record = net.pretrain([v.numpy() for v in x], labels.numpy(), trimmed=clips,
-                              settings=TrainSettings(), rng=np.random.default_rng(0),
-                              device=torch.device("cpu"))
-        assert (record["ktm"] == "on") == variant["args"]["ktm"], name
+        pretrained = net.pretrain([v.numpy() for v in x], labels.numpy(), trimmed=clips,
+                                  settings=TrainSettings(), rng=np.random.default_rng(0),
+                                  device=torch.device("cpu"))
+        assert (pretrained.log["ktm"] == "on") == variant["args"]["ktm"], name
         net.train()
-        loss, parts = net.loss(net(x, mask), labels, mask, epoch=0)
+        loss, parts = net.loss(net(x, mask), labels, mask, epoch=0,
+                               reference=pretrained.reference)
         assert torch.isfinite(loss), name
         assert parts["kt_on"] == float(variant["args"]["ktm"]), name
         assert parts["brm_on"] == float(variant["args"]["brm"]), name
         loss.backward()
         net.eval()
         with torch.no_grad():
-            assert net.detect(net(x[:1], mask[:1]), settings=InferSettings()), name
+            assert net.candidates(net(x[:1], mask[:1]), settings=InferSettings()), name

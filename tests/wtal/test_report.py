@@ -229,12 +229,14 @@ def test_models_expose_named_score_sequences(model, args, expected, localised) -
 
 
 def test_a_model_without_score_sequences_is_shown_through_its_cas() -> None:
-    class Plain(torch.nn.Module):
+    from wtal.models.base import Localizer
+
+    class Plain(Localizer):
         def forward(self, x, mask=None):
             from wtal.models.cas_baseline import CASOutput
 
             cas = x[..., :2] * 3.0
-            return CASOutput(cas=cas, video_logits=cas.mean(dim=1))
+            return CASOutput(cas=cas, video_logits=cas.mean(dim=1), mask=mask)
 
     x = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     seqs = named_scores(Plain(), {}, x, torch.device("cpu"))

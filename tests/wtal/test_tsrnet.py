@@ -201,15 +201,14 @@ def test_transfer_loss_zero_for_identical_reps_and_grows_with_shift(batch) -> No
     net = small(kt_sigma=1.0).eval()
     out = net(x, mask)
     reps = [m.detach().clone() for m in out.pooled]
-    net.set_trimmed(reps, labels)
-    fc1, fc2, n_cls = net.transfer_loss(out, labels)
+    fc1, fc2, n_cls = net.transfer_loss(out, labels, net.trimmed_reference(reps, labels))
     assert n_cls == 3
     for term in fc1 + fc2:
         assert term.item() == pytest.approx(0.0, abs=1e-6)
     totals = []
     for shift in (0.5, 2.0):
-        net.set_trimmed([r + shift for r in reps], labels)
-        fc1, fc2, _ = net.transfer_loss(out, labels)
+        ref = net.trimmed_reference([r + shift for r in reps], labels)
+        fc1, fc2, _ = net.transfer_loss(out, labels, ref)
         assert all(t.item() > 1e-4 for t in fc1 + fc2)
         totals.append(sum(t.item() for t in fc1 + fc2))
     assert totals[0] < totals[1]
@@ -221,8 +220,8 @@ def test_transfer_loss_trains_fc1_and_attention(batch) -> None:
     x, mask, labels = batch
     net = small(kt_sigma=1.0)
     out = net(x, mask)
-    net.set_trimmed([m.detach() + 1.0 for m in out.pooled], labels)
-    fc1, fc2, _ = net.transfer_loss(out, labels)
+    ref = net.trimmed_reference([m.detach() + 1.0 for m in out.pooled], labels)
+    fc1, fc2, _ = net.transfer_loss(out, labels, ref)
     fc2[0].backward(retain_graph=True)
     assert net.nets["rgb"].fc1.weight.grad.abs().sum() > 0
     assert net.nets["rgb"].fc2.weight.grad is None
@@ -230,12 +229,12 @@ def test_transfer_loss_trains_fc1_and_attention(batch) -> None:
     assert net.nets["flow"].w1.weight.grad.abs().sum() > 0
 
 
-def test_set_trimmed_checks_shapes() -> None:
+def test_trimmed_reference_checks_shapes() -> None:
     net = small()
     with pytest.raises(ValueError, match="trimmed representations"):
-        net.set_trimmed([torch.zeros(2, 4), torch.zeros(2, 5)], torch.zeros(2, 3))
+        net.trimmed_reference([torch.zeros(2, 4), torch.zeros(2, 5)], torch.zeros(2, 3))
     with pytest.raises(ValueError, match="one tensor per stream"):
-        net.set_trimmed([torch.zeros(2, 4)], torch.zeros(2, 3))
+        net.trimmed_reference([torch.zeros(2, 4)], torch.zeros(2, 3))
 
 
 def test_pretrain_without_trimmed_clips_switches_transfer_off(
@@ -245,7 +244,7 @@ def test_pretrain_without_trimmed_clips_switches_transfer_off(
     net = small()
     with caplog.at_level(logging.WARNING, logger="wtal.models.tsrnet"):
         log = net.pretrain(feats, labels, trimmed=None, settings=TrainSettings(epochs=2),
-                           rng=np.random.default_rng(0), device=torch.device("cpu"))
+                           rng=np.random.default_rng(0), device=torch.device("cpu")).log
     assert log == {"kt": "off: the dataset has no trimmed clips"}
     assert any("no trimmed clips" in r.message for r in caplog.records)
     x, mask, y = batch
@@ -260,15 +259,16 @@ def test_pretrain_with_trimmed_clips_turns_transfer_on(batch, trimmed_data) -> N
     x, mask, y = batch
     torch.manual_seed(0)
     before, _ = net.loss(net.eval()(x, mask), y, mask, epoch=0)
-    log = net.pretrain(feats, labels, trimmed=(clips, clip_labels),
-                       settings=TrainSettings(epochs=3, batch_size=2, lr=1e-2),
-                       rng=np.random.default_rng(0), device=torch.device("cpu"))
+    pretrained = net.pretrain(feats, labels, trimmed=(clips, clip_labels),
+                              settings=TrainSettings(epochs=3, batch_size=2, lr=1e-2),
+                              rng=np.random.default_rng(0), device=torch.device("cpu"))
+    log = pretrained.log
     assert log["kt"] == "on"
     assert log["trimmed_clips"] == 6
     assert log["kt_classes"] == 3
     assert len(log["trimmed_loss"]) == 3
     assert all(np.isfinite(log["trimmed_loss"]))
-    after, parts = net.loss(net(x, mask), y, mask, epoch=0)
+    after, parts = net.loss(net(x, mask), y, mask, epoch=0, reference=pretrained.reference)
     assert parts["kt_on"] == 1.0
     assert parts["kt_classes"] == 3.0
     for name in ("rgb", "flow"):
@@ -293,7 +293,7 @@ def test_pretrain_trimmed_network_learns_and_is_not_saved(trimmed_data) -> None:
     keys = set(net.state_dict())
     log = net.pretrain(feats, labels, trimmed=(clips, clip_labels),
                        settings=TrainSettings(epochs=30, batch_size=4, lr=1e-2),
-                       rng=np.random.default_rng(0), device=torch.device("cpu"))
+                       rng=np.random.default_rng(0), device=torch.device("cpu")).log
     assert log["trimmed_loss"][-1] < 0.5 * log["trimmed_loss"][0]
     state = net.state_dict()
     assert set(state) == keys
@@ -310,13 +310,13 @@ def test_pretrain_off_by_switch_or_without_shared_class(trimmed_data) -> None:
     settings = TrainSettings(epochs=1)
     net = small(knowledge_transfer=False)
     log = net.pretrain(feats, labels, trimmed=(clips, clip_labels), settings=settings,
-                       rng=np.random.default_rng(0), device=torch.device("cpu"))
+                       rng=np.random.default_rng(0), device=torch.device("cpu")).log
     assert log["kt"].startswith("off: switched off")
     net = small()
     only_class_0 = np.eye(3, dtype=np.float32)[[0] * len(feats)]
     log = net.pretrain(feats, only_class_0, trimmed=(clips[1:3], clip_labels[1:3]),
                        settings=settings, rng=np.random.default_rng(0),
-                       device=torch.device("cpu"))
+                       device=torch.device("cpu")).log
     assert log["kt"].startswith("off: no trimmed clip shares a class")
 
 
@@ -347,7 +347,7 @@ def test_detect_hand_made_single_stream() -> None:
     frames = [[[big, -big]] * 6]
     out = hand_output(att, frames, [5.0, -5.0])
     settings = InferSettings(class_threshold=0.2, inflation=0.25, video_score_weight=0.2)
-    found = net.detect(out, settings=settings)
+    found = net.candidates(out, settings=settings)
     video = torch.softmax(torch.tensor([5.0, -5.0]), 0)[0].item()
     assert len(found) == 1
     c, s, e, score = found[0]
@@ -364,7 +364,7 @@ def test_detect_hand_made_single_stream() -> None:
     cas, _ = net.probabilities(out)
     torch.testing.assert_close(cas[0, :, 0], torch.tensor([0.0, 1, 1, 0.8, 0, 0]),
                                rtol=1e-5, atol=1e-5)
-    assert [f[:3] for f in net.detect(out, settings=settings)] == [(0, 1.0, 4.0)]
+    assert [f[:3] for f in net.candidates(out, settings=settings)] == [(0, 1.0, 4.0)]
 
 
 def test_detect_fuses_streams_with_theta() -> None:
@@ -380,7 +380,7 @@ def test_detect_fuses_streams_with_theta() -> None:
         # RGB a_i min-max rescaled: 0, 1, 1, 0; the flow stream's σ ≈ 0 everywhere
         torch.testing.assert_close(w[0, :, 0], theta * torch.tensor([0.0, 1.0, 1.0, 0.0]),
                                    rtol=1e-5, atol=1e-6)
-        found = [(c, s, e) for c, s, e, _ in net.detect(out, settings=InferSettings())]
+        found = [(c, s, e) for c, s, e, _ in net.candidates(out, settings=InferSettings())]
         assert found == expected
     # flow first in the stream dict: θ still weighs the RGB stream
     net = build_model("tsrnet", in_dim=4, num_classes=1, theta=0.3,
@@ -392,14 +392,14 @@ def test_detect_chooses_classes_by_video_score_and_needs_one_video(batch) -> Non
     net = build_model("tsrnet", in_dim=4, num_classes=3)
     big = 20.0
     out = hand_output([[0.5, 0.5]], [[[big, big, big]] * 2], [0.0, 0.0, -9.0])
-    classes = {c for c, *_ in net.detect(out, settings=InferSettings(class_threshold=0.2))}
+    classes = {c for c, *_ in net.candidates(out, settings=InferSettings(class_threshold=0.2))}
     assert classes == {0, 1}  # softmax scores ≈ 0.5, 0.5, 0
-    top = {c for c, *_ in net.detect(out, settings=InferSettings(class_threshold=0.9))}
+    top = {c for c, *_ in net.candidates(out, settings=InferSettings(class_threshold=0.9))}
     assert len(top) == 1  # none reaches: the top class alone
     assert top <= {0, 1}
     x, mask, _ = batch
     with pytest.raises(ValueError, match="one video"):
-        small().detect(small()(x, mask), settings=InferSettings())
+        small().candidates(small()(x, mask), settings=InferSettings())
 
 
 def test_normalise_attention() -> None:
@@ -481,8 +481,8 @@ def test_kt_fc2_switch(batch) -> None:
     x, mask, labels = batch
     net = small(kt_fc2=False, kt_sigma=1.0)
     out = net(x, mask)
-    net.set_trimmed([m.detach() + 1.0 for m in out.pooled], labels)
-    _, parts = net.loss(out, labels, mask, epoch=0)
+    ref = net.trimmed_reference([m.detach() + 1.0 for m in out.pooled], labels)
+    _, parts = net.loss(out, labels, mask, epoch=0, reference=ref)
     assert parts["kt_fc1_rgb"] > 0
     assert parts["kt_fc2_rgb"] == 0.0
 
@@ -539,15 +539,16 @@ def planted_localisation(*, knowledge_transfer: bool) -> int:
     net = small(hops=2, attention_hidden=8, fc_hidden=8, dropout=0.5,
                 knowledge_transfer=knowledge_transfer)
     settings = TrainSettings(epochs=100, batch_size=10, lr=0.05, optimizer="sgd")
-    net.pretrain([d[0] for d in data], labels, trimmed=(clips, clip_labels),
-                 settings=settings, rng=rng, device=torch.device("cpu"))
+    reference = net.pretrain([d[0] for d in data], labels, trimmed=(clips, clip_labels),
+                             settings=settings, rng=rng, device=torch.device("cpu")).reference
     opt = torch.optim.SGD(net.param_groups(settings.lr), lr=settings.lr, momentum=0.9)
     x_all = torch.from_numpy(np.stack([d[0] for d in data]))
     y_all = torch.from_numpy(labels)
     mask = torch.ones(10, t, dtype=torch.bool)
     for _ in range(settings.epochs):
         for lo in range(0, 30, 10):
-            loss, _ = net.loss(net(x_all[lo : lo + 10], mask), y_all[lo : lo + 10], mask, epoch=0)
+            loss, _ = net.loss(net(x_all[lo : lo + 10], mask), y_all[lo : lo + 10], mask,
+                               epoch=0, reference=reference)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -558,7 +559,7 @@ def planted_localisation(*, knowledge_transfer: bool) -> int:
         x, start = video(c)
         with torch.no_grad():
             out = net(torch.from_numpy(x).unsqueeze(0))
-        found = [f for f in net.detect(out, settings=InferSettings(class_threshold=0.0))
+        found = [f for f in net.candidates(out, settings=InferSettings(class_threshold=0.0))
                  if f[0] == c]
         if not found:
             continue
@@ -597,7 +598,7 @@ def test_config_args_and_ablations_build_and_train(batch) -> None:
     assert cfg["train"]["momentum"] == 0.9
     assert cfg["args"]["dropout"] == 0.8
     assert cfg["args"]["theta"] == 0.5
-    assert cfg["args"]["detect_threshold"] == 0.2
+    assert cfg["infer"]["model"]["detect_threshold"] == 0.2  # an inference knob
     assert cfg["args"]["lr_scales"]["flow"] / cfg["args"]["lr_scales"]["rgb"] == 5.0
     # lr ÷ 10 every 5,000 iterations at ceil(200 / 16) = 13 iterations per epoch
     assert cfg["train"]["lr_milestones"] == [round(5000 / 13), round(10000 / 13)]

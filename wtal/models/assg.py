@@ -53,11 +53,12 @@ Readings of what the paper leaves open (each documented where it is implemented)
   ``H`` instead, the classifier pushed the background snippets left after erasing towards
   the video's class, against the background seeds, and on the demo the SSG never settled
   (mAP@0.5 0.66 against 0.875, same seed and proposal level).
-* **Alternation** (Algorithm 1, lines 13 and 17): the model counts its training steps; the
-  1st, 3rd, … minimise ``L_seed`` (all SSG parameters), the others ``L_class``, which updates the
-  feature map's parameters (``F``, line 17) only: the head is applied with detached weights.
-  The generic loop zeroes gradients with ``set_to_none``, so what a step's loss does not
-  involve is not updated by Adam. Both losses are logged at every step.
+* **Alternation** (Algorithm 1, lines 13 and 17): by the main loop's step count (``step`` of
+  :meth:`ASSG.loss`, from 0): the 1st, 3rd, … minimise ``L_seed`` (all SSG parameters), the
+  others ``L_class``, which updates the feature map's parameters (``F``, line 17) only: the
+  head is applied with detached weights. The training loop zeroes gradients with
+  ``set_to_none``, so what a step's loss does not involve is not updated by Adam. Both losses
+  are logged at every step.
 * **Streams**: RGB and flow are trained separately in the paper; here one sub-network per
   column range of ``streams`` (``None``: one stream of all columns), on the same batches,
   with the loss the sum of the streams' losses. The streams share no parameter, and Adam's
@@ -65,7 +66,7 @@ Readings of what the paper leaves open (each documented where it is implemented)
   separately on the same batches (tested: one stream's gradients do not depend on the
   other's features). One seed network on all columns gives both streams their seeds.
 * **Prediction** (§3.5, Eq. 6): the streams' heatmaps are fused with λ (RGB) and 1 − λ (flow)
-  (equal weights for other stream names); :meth:`ASSG.detect` thresholds the fused heatmap of
+  (equal weights for other stream names); :meth:`ASSG.candidates` thresholds the fused heatmap of
   each selected class at the levels ``cas_thresholds`` and scores a run by its mean fused
   heatmap (Eq. 6), plus ``video_score_weight`` times the video score (0 in the paper's
   settings); the generic loop then applies NMS. The proposal level is not in the paper; the
@@ -96,15 +97,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wtal.fitting import fit_on_sequences
+from wtal.fitting import fit, make_optimizer
 from wtal.losses import multilabel_bce
+from wtal.models.base import Localizer, Pretrained, Trimmed
 from wtal.models.cas_baseline import CASBaseline
 from wtal.models.registry import register_model
-from wtal.postprocess import runs_above
+from wtal.postprocess import chosen_classes, masked_minmax, runs_above
 from wtal.sampling import shot_boundaries
 
 if TYPE_CHECKING:
-    from wtal.train import TrainSettings
+    from wtal.settings import InferSettings, TrainSettings
 
 logger = logging.getLogger(__name__)
 
@@ -230,16 +232,6 @@ def classification_loss(pooled: Tensor, labels: Tensor) -> Tensor:
     return -(labels.to(pooled.dtype) * logp).sum(dim=1).mean()
 
 
-def masked_minmax(x: Tensor, mask: Tensor) -> Tensor:
-    """Min-max normalise (B, T, C) over the valid snippets of each video (constant → 0)."""
-    m = mask.unsqueeze(-1)  # (B, T, 1)
-    lo = x.masked_fill(~m, float("inf")).amin(dim=1, keepdim=True)  # (B, 1, C)
-    hi = x.masked_fill(~m, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, C)
-    span = hi - lo
-    out = (x - lo) / span.clamp(min=1e-12)
-    return torch.where((span > 1e-12) & m, out, torch.zeros_like(out))
-
-
 def shot_change_seeds(x: Tensor, mask: Tensor) -> Tensor:
     """Background seeds from shot changes (§3.2.1): the two snippets around each boundary.
 
@@ -292,8 +284,12 @@ class SSGStream(nn.Module):
 # ---- the model --------------------------------------------------------------------------------
 
 
-class ASSG(nn.Module):
-    """Seed network → per-stream SSG + self-adaptive classifier, trained adversarially."""
+@register_model("assg")
+class ASSG(Localizer):
+    """Seed network → per-stream SSG + self-adaptive classifier, trained adversarially.
+
+    ``streams`` (the features' column ranges) is passed by the training stage.
+    """
 
     def __init__(
         self,
@@ -369,22 +365,12 @@ class ASSG(nn.Module):
         self.seed_batch_size = seed_batch_size
         self.seed_lr = seed_lr
         self.video_scores = video_scores
-        self.steps = 0  # training steps taken (Algorithm 1 alternation); not saved
-        self._pretraining = False
-        self.seed_net.eval()  # frozen except in pretrain (see train())
+        self.seed_net.eval()  # trained by pretrain only
 
-    # -- modes ----------------------------------------------------------------------------------
-
-    def train(self, mode: bool = True) -> ASSG:
-        """Set the mode; the seed network stays in evaluation mode except while pretraining."""
-        super().train(mode)
-        if not self._pretraining:
-            self.seed_net.eval()
-        return self
-
-    def param_groups(self, lr: float) -> list[dict[str, Any]]:
-        """Hook 3: the SSG streams' parameters only (the seed network is frozen)."""
-        return [{"params": list(self.ssg.parameters()), "lr": lr}]
+    def frozen_modules(self) -> Sequence[nn.Module]:
+        """The seed network: trained by :meth:`pretrain`, then frozen (evaluation mode, not in
+        the optimiser) while the SSG streams train."""
+        return (self.seed_net,)
 
     # -- forward --------------------------------------------------------------------------------
 
@@ -477,21 +463,22 @@ class ASSG(nn.Module):
         return torch.cat([bg.unsqueeze(1), fg], dim=1)
 
     def loss(
-        self, out: ASSGOutput, labels: Tensor, mask: Tensor, *, epoch: int
+        self, out: ASSGOutput, labels: Tensor, mask: Tensor, *, epoch: int, step: int = 0,
+        reference: Any = None, video_loss: str = "bce",
     ) -> tuple[Tensor, dict[str, float]]:
-        """Algorithm 1 through the generic loop: alternate L_seed and L_class steps.
+        """Algorithm 1 through the main loop: alternate L_seed (even ``step``) and L_class
+        (odd ``step``) steps; ``epoch``, ``reference`` and ``video_loss`` are not used.
 
         Returns the loss of this step (the sum over the streams) and the parts: both losses at
         every step (``seed``, ``class``), ``seed_step`` (1 on L_seed steps), and the fraction
         of valid (class, snippet) pairs labelled before growing (``seeded``) and after
         (``grown``, mean over the streams).
         """
-        del epoch
-        self.steps += 1
+        del epoch, reference, video_loss
         if self.modules_on == "cas":  # table 2 "CAS": the seed network alone, nothing to fit
             return torch.zeros((), device=labels.device, requires_grad=True), {"cas_only": 1.0}
         seeds = self.seeds_of(out, labels)  # (B, C+1, T)
-        seed_step = self.modules_on == "ssg" or self.steps % 2 == 1
+        seed_step = self.modules_on == "ssg" or step % 2 == 0
         pairs = max(1, int(mask.sum().item()) * seeds.shape[1])
         l_seed_total = labels.new_zeros(())
         l_class_total = labels.new_zeros(())
@@ -515,35 +502,36 @@ class ASSG(nn.Module):
 
     def pretrain(
         self,
-        feats: Sequence[np.ndarray],
+        videos: Sequence[np.ndarray],
         labels: np.ndarray,
         *,
-        trimmed: Any,
+        trimmed: Trimmed | None,
         settings: TrainSettings,
         rng: np.random.Generator,
         device: torch.device,
-    ) -> dict[str, Any]:
-        """Hook 2: train the seed network (``cas_baseline``) on the training videos, then freeze.
+    ) -> Pretrained:
+        """Train the seed network (``cas_baseline``) on the training videos; it is then frozen
+        (:meth:`frozen_modules`). Its weights are this model's: the returned
+        :class:`Pretrained` carries the log only.
 
         Whole videos, cropped at random to ``settings.max_seqlen``, multi-label BCE, Adam with
         ``seed_lr`` and the settings' weight decay, ``seed_epochs`` epochs of
         ``seed_batch_size`` videos. Trimmed clips are not used by ASSG.
         """
-        del trimmed
+        del trimmed  # trimmed clips are not used by ASSG
         t0 = time.time()
         net = self.seed_net
-        self._pretraining = True
-        net.train()
-        opt = torch.optim.Adam(net.parameters(), lr=self.seed_lr,
-                               weight_decay=settings.weight_decay)
+        opt = make_optimizer(net.parameters(), optimizer="adam", lr=self.seed_lr,
+                             weight_decay=settings.weight_decay)
         try:
-            curve = [round(v, 6) for v in fit_on_sequences(
-                net, feats, labels,
-                loss_of=lambda out, y, mask, epoch: multilabel_bce(out.video_logits, y),
+            curve = [round(v, 6) for v in fit(
+                net, videos, labels,
+                loss_of=lambda out, y, mask, epoch, step: (
+                    multilabel_bce(out.video_logits, y), {}),
                 opt=opt, epochs=self.seed_epochs, batch_size=self.seed_batch_size,
-                max_seqlen=settings.max_seqlen, rng=rng, device=device)]
+                max_seqlen=settings.max_seqlen, rng=rng, device=device,
+                name="assg seed network").loss]
         finally:
-            self._pretraining = False
             net.eval()
         report: dict[str, Any] = {
             "seed_net": {"model": "cas_baseline", "epochs": self.seed_epochs, "loss": curve,
@@ -552,7 +540,7 @@ class ASSG(nn.Module):
         }
         logger.info("assg: seed network trained for %d epochs (final loss %.4f)",
                     self.seed_epochs, curve[-1] if curve else float("nan"))
-        return report
+        return Pretrained(log=report)
 
     # -- inference ------------------------------------------------------------------------------
 
@@ -565,8 +553,10 @@ class ASSG(nn.Module):
         return heat * out.mask.unsqueeze(-1).to(heat.dtype), torch.sigmoid(out.video_logits)
 
     @torch.no_grad()
-    def detect(self, out: ASSGOutput, *, settings: Any) -> list[tuple[int, float, float, float]]:
-        """Hook 7: candidate segments of one video (batch 1) from the fused heatmap (§3.5).
+    def candidates(
+        self, out: ASSGOutput, *, settings: InferSettings, options: Any = None
+    ) -> list[tuple[int, float, float, float]]:
+        """Candidate segments of one video (batch 1) from the fused heatmap (§3.5).
 
         Classes whose video score reaches ``settings.class_threshold`` (the top one if none)
         are localised: every maximal run of snippets whose fused heatmap reaches a level of
@@ -576,14 +566,13 @@ class ASSG(nn.Module):
         Returns:
             ``(class, start, end, score)`` in snippet coordinates (snippet t is [t, t + 1)).
         """
+        del options
         heat_t, scores_t = self.probabilities(out)
         heat = heat_t[0].float().cpu().numpy()  # (T, C)
         scores = scores_t[0].float().cpu().numpy()  # (C,)
         n = int(out.mask[0].sum().item())
         heat = heat[:n]
-        chosen = [c for c in range(len(scores)) if scores[c] >= settings.class_threshold]
-        if not chosen:
-            chosen = [int(np.argmax(scores))]
+        chosen = chosen_classes(scores, settings.class_threshold)
         found: list[tuple[int, float, float, float]] = []
         for c in chosen:
             cands: dict[tuple[int, int], float] = {}
@@ -593,6 +582,10 @@ class ASSG(nn.Module):
                     cands[(first, last)] = score + settings.video_score_weight * float(scores[c])
             found += [(c, float(f), float(la + 1), s) for (f, la), s in cands.items()]
         return found
+
+    def unread_infer_settings(self) -> frozenset[str]:
+        """Runs are scored by their mean heatmap (Eq. 6), not an outer-inner contrast."""
+        return frozenset({"inflation"})
 
     @torch.no_grad()
     def score_sequences(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
@@ -606,43 +599,3 @@ class ASSG(nn.Module):
             seqs["heatmap"] = heat[..., 1:]
             seqs["background"] = heat[..., 0]
         return seqs
-
-
-
-
-@register_model("assg")
-def assg(
-    *,
-    in_dim: int,
-    num_classes: int,
-    hidden: int = 512,
-    theta_g_fg: float = 0.99,
-    theta_g_bg: float = 0.99,
-    theta_a: float = 0.4,
-    fusion_lambda: float = 0.3,
-    pooling: str = "sap",
-    modules: str = "assg",
-    fg_seed_threshold: float = 0.8,
-    bg_seeds: str = "shots",
-    bg_seed_threshold: float = 0.1,
-    seed_hidden: int = 512,
-    seed_kernel_size: int = 3,
-    seed_dropout: float = 0.7,
-    seed_topk_ratio: float = 0.125,
-    seed_epochs: int = 100,
-    seed_batch_size: int = 16,
-    seed_lr: float = 1e-4,
-    video_scores: str = "seed",
-    streams: dict[str, list[int]] | None = None,
-) -> ASSG:
-    """Build ASSG (see the module docstring; ``streams`` is passed by the training loop)."""
-    return ASSG(
-        in_dim=in_dim, num_classes=num_classes, hidden=hidden, theta_g_fg=theta_g_fg,
-        theta_g_bg=theta_g_bg, theta_a=theta_a, fusion_lambda=fusion_lambda, pooling=pooling,
-        modules=modules, fg_seed_threshold=fg_seed_threshold, bg_seeds=bg_seeds,
-        bg_seed_threshold=bg_seed_threshold, seed_hidden=seed_hidden,
-        seed_kernel_size=seed_kernel_size, seed_dropout=seed_dropout,
-        seed_topk_ratio=seed_topk_ratio, seed_epochs=seed_epochs,
-        seed_batch_size=seed_batch_size, seed_lr=seed_lr, video_scores=video_scores,
-        streams=streams,
-    )

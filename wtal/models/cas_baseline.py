@@ -20,6 +20,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from wtal.models.base import Localizer
 from wtal.models.registry import register_model
 
 
@@ -28,6 +29,7 @@ class CASOutput(NamedTuple):
 
     cas: Tensor  # (B, T, C) per-snippet class logits
     video_logits: Tensor  # (B, C) pooled video-level logits
+    mask: Tensor  # (B, T) valid snippets
 
 
 def temporal_pool(cas: Tensor, mask: Tensor, *, pooling: str, topk_ratio: float) -> Tensor:
@@ -58,7 +60,8 @@ def temporal_pool(cas: Tensor, mask: Tensor, *, pooling: str, topk_ratio: float)
     return top.sum(dim=1) / ks.unsqueeze(-1).to(cas.dtype)
 
 
-class CASBaseline(nn.Module):
+@register_model("cas_baseline")
+class CASBaseline(Localizer):
     """Temporal convolutions → CAS → temporal pooling."""
 
     def __init__(
@@ -97,7 +100,7 @@ class CASBaseline(nn.Module):
         h = self.body(x.transpose(1, 2))  # (B, H, T)
         cas = self.classifier(h).transpose(1, 2)  # (B, T, C)
         video_logits = temporal_pool(cas, mask, pooling=self.pooling, topk_ratio=self.topk_ratio)
-        return CASOutput(cas=cas, video_logits=video_logits)  # (B, T, C), (B, C)
+        return CASOutput(cas=cas, video_logits=video_logits, mask=mask)  # (B, T, C), (B, C)
 
     @torch.no_grad()
     def score_sequences(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
@@ -108,28 +111,3 @@ class CASBaseline(nn.Module):
         """
         cas = torch.sigmoid(self.forward(x, mask).cas)  # (B, T, C)
         return {"cas": cas, "background": 1.0 - cas.amax(dim=-1)}
-
-
-@register_model("cas_baseline")
-def cas_baseline(
-    *,
-    in_dim: int,
-    num_classes: int,
-    hidden: int = 512,
-    kernel_size: int = 3,
-    num_layers: int = 2,
-    dropout: float = 0.7,
-    pooling: str = "topk",
-    topk_ratio: float = 0.125,
-) -> CASBaseline:
-    """Build the plain CAS baseline."""
-    return CASBaseline(
-        in_dim=in_dim,
-        num_classes=num_classes,
-        hidden=hidden,
-        kernel_size=kernel_size,
-        num_layers=num_layers,
-        dropout=dropout,
-        pooling=pooling,
-        topk_ratio=topk_ratio,
-    )

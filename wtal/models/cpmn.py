@@ -49,11 +49,11 @@ video's labels (Algorithm 1: M^c(A) for c ∈ ψ_v); ``forward`` has no labels a
 classes A predicts (probability ≥ 0.5, at least the top one), which is also the rule at test
 time, and the loss re-runs classifier B when the label-guided erasure differs.
 
-Localisation (§3.5, :meth:`CPMN.detect`): for the ``top_classes`` (2; 1 on ActivityNet) classes
-of highest p_class, every maximal run of snippets where a stream's Φ_s^c reaches θ_TCAS = 20 %
-of its maximum is a proposal (from each modality separately); its p_act is the mean over the
-run of the two streams' Φ (Eq. 7, with the sigmoid of Eq. 4/5: Eq. 7 as printed drops it) and
-its confidence p_conf = p_act · p_class (Eq. 8). The pipeline's NMS (hard, θ_NMS = 0.3 on
+Localisation (§3.5, :meth:`CPMN.candidates`): for the ``top_classes`` (2; 1 on ActivityNet)
+classes of highest p_class, every maximal run of snippets where a stream's Φ_s^c reaches θ_TCAS
+= 20 % of its maximum is a proposal (from each modality separately); its p_act is the mean over
+the run of the two streams' Φ (Eq. 7, with the sigmoid of Eq. 4/5: Eq. 7 as printed drops it)
+and its confidence p_conf = p_act · p_class (Eq. 8). The pipeline's NMS (hard, θ_NMS = 0.3 on
 THUMOS14, 0.5 on ActivityNet) removes the duplicates of the two modalities.
 
 Video scores (p_class of Eq. 8; the paper does not say which classifier gives them): per
@@ -63,7 +63,7 @@ whose most discriminative snippets were erased after the labels, and at test tim
 erasure guided by A's guesses, so its video logits are a poor class score (on the demo it
 confidently names absent classes); ``score_mining=True`` adds them. ``video_logits`` of the
 output averages all active branches (A, B, PAM) and streams: the project's generic contract
-(every parameter reaches it); the model's own loss, ``probabilities`` and ``detect`` do not use
+(every parameter reaches it); the model's own loss, ``probabilities`` and ``candidates`` do not use
 it.
 
 Choices the paper leaves open, made here: the erasing threshold ζ is applied to the min-max
@@ -83,14 +83,16 @@ Table 3's ablation: ``mining=False, pam=False`` is the original T-CAS (a CAM cla
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from wtal.models.base import Localizer
 from wtal.models.registry import register_model
-from wtal.postprocess import runs_above
+from wtal.postprocess import masked_minmax, runs_above
 
 STREAMS = ("both", "rgb", "flow", "concat")
 
@@ -123,27 +125,13 @@ class CPMNOutput(NamedTuple):
     video_logits: Tensor  # (B, C) mean over streams of their video logits
     heatmap: Tensor  # (B, T, C) mean over streams of H
     streams: dict[str, StreamOutput]  # per stream, in the order of ``CPMN.columns``
+    mask: Tensor | None = None  # (B, T) valid snippets of the input (set by forward)
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
     """Average (B, T, K) over the valid snippets of (B, T) ``mask`` → (B, K)."""
     m = mask.unsqueeze(-1).to(x.dtype)  # (B, T, 1)
     return (x * m).sum(dim=1) / m.sum(dim=1).clamp(min=1.0)
-
-
-def masked_minmax(x: Tensor, mask: Tensor, *, flat: float = 0.0) -> Tensor:
-    """Min-max normalise (B, T, C) over the valid snippets of each video, per class (Eq. 3).
-
-    A class that is constant over the video maps to ``flat``; padding maps to zeros.
-    """
-    valid = mask.unsqueeze(-1)  # (B, T, 1)
-    lo = x.masked_fill(~valid, float("inf")).amin(dim=1, keepdim=True)  # (B, 1, C)
-    hi = x.masked_fill(~valid, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, C)
-    span = hi - lo
-    ok = torch.isfinite(span) & (span > 1e-12)
-    out = torch.where(ok, (x - lo) / torch.where(ok, span, torch.ones_like(span)),
-                      torch.full_like(x, flat))
-    return out.masked_fill(~valid, 0.0)
 
 
 def erasing_mask(tcas: Tensor, mask: Tensor, targets: Tensor, *, zeta: float) -> Tensor:
@@ -463,8 +451,54 @@ def stream_columns(
     return {stream: (0, half) if stream == "rgb" else (half, in_dim)}
 
 
-class CPMN(nn.Module):
-    """One CPMN sub-network per stream, fused at localisation (Eq. 4, 5, 7, 8)."""
+@dataclass(frozen=True)
+class CPMNInferOptions:
+    """CPMN's own inference knobs (``infer.model`` in its settings)."""
+
+    theta: float = 0.2  # θ_TCAS, fraction of the max of Φ (§3.5)
+    top_classes: int = 2  # classes localised per video (2 THUMOS14, 1 ActivityNet)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.theta <= 1.0:
+            raise ValueError(f"theta must be in [0, 1], got {self.theta}")
+        if self.top_classes < 1:
+            raise ValueError("top_classes must be at least 1")
+
+
+@register_model("cpmn")
+class CPMN(Localizer):
+    """One CPMN sub-network per stream, fused at localisation (Eq. 4, 5, 7, 8).
+
+    Args:
+        in_dim: feature dimension of the files.
+        num_classes: C.
+        stream: ``both`` (the paper): one independent sub-network per stream of ``streams``,
+            fused at localisation (one on all columns when no ranges are recorded); ``rgb`` or
+            ``flow``: that stream only; ``concat``: one sub-network on the concatenated columns
+            (early fusion, not the paper).
+        hidden: filters of every hidden convolution (512).
+        kernel_size: temporal kernel of the CCM convolutions (3).
+        mining: add classifier B on erased features (table 3, "mining T-CAS").
+        pam: add the pyramid attention module (table 3, "PAM").
+        zeta: erasing threshold ζ (0.4).
+        erase_guide: in training, erase after the video's labels (Algorithm 1) or after A's
+            predictions (the test-time rule).
+        levels: pyramid levels (3).
+        window: T_ω (64), a multiple of 2^(levels-1); the PAM runs on windows of this length.
+        l2_weight: λ of Eq. (6) (0.0025).
+        resize: resample each video to this many snippets before the network and the outputs
+            back to its length (64 on ActivityNet in the paper); None keeps the length.
+        score_mining: also average classifier B's logits into the video scores.
+        streams: the features' column range per stream (``{"rgb": [0, 1024], ...}``, passed by
+            the training loop from the feature sidecars); None = no recorded ranges (``rgb`` /
+            ``flow`` then take the first / last half of the columns).
+
+    Inference knobs (``infer.model``, :class:`CPMNInferOptions`): ``theta`` θ_TCAS, the
+    proposal threshold as a fraction of the max of Φ (0.2); ``top_classes``, classes localised
+    per video (2 on THUMOS14, 1 on ActivityNet).
+    """
+
+    InferOptions = CPMNInferOptions
 
     def __init__(
         self,
@@ -483,8 +517,6 @@ class CPMN(nn.Module):
         l2_weight: float = 0.0025,  # λ of Eq. (6), on the CCM's weights
         resize: int | None = None,  # resample every video to this many snippets (ActivityNet)
         score_mining: bool = False,  # classifier B's logits in the video scores too
-        theta: float = 0.2,  # θ_TCAS, fraction of the max of Φ (§3.5)
-        top_classes: int = 2,  # classes localised per video (2 THUMOS14, 1 ActivityNet)
         streams: dict[str, list[int]] | None = None,  # column ranges per stream (sidecars)
     ) -> None:
         super().__init__()
@@ -494,16 +526,10 @@ class CPMN(nn.Module):
             raise ValueError("levels must be at least 1")
         if resize is not None and resize < 1:
             raise ValueError("resize must be a positive length")
-        if not 0.0 <= theta <= 1.0:
-            raise ValueError(f"theta must be in [0, 1], got {theta}")
-        if top_classes < 1:
-            raise ValueError("top_classes must be at least 1")
         self.columns = stream_columns(stream, in_dim, streams)
         self.stream = stream
         self.mining = mining
         self.use_pam = pam
-        self.theta = theta
-        self.top_classes = top_classes
         self.nets = nn.ModuleDict({
             name: CPMNStream(columns=cols, num_classes=num_classes, hidden=hidden,
                              kernel_size=kernel_size, mining=mining, pam=pam, zeta=zeta,
@@ -523,7 +549,7 @@ class CPMN(nn.Module):
             return torch.stack([getattr(o, field) for o in outs.values()]).mean(dim=0)
 
         return CPMNOutput(cas=mean("cas"), video_logits=mean("video_logits"),
-                          heatmap=mean("heatmap"), streams=outs)
+                          heatmap=mean("heatmap"), streams=outs, mask=mask)
 
     def stream_localisation(self, out: CPMNOutput) -> dict[str, Tensor]:
         """Φ_s = sigmoid(M_s(Cas)) · H_s of every stream (Eq. 4, 5), (B, T, C) each."""
@@ -537,44 +563,55 @@ class CPMN(nn.Module):
                               for name, o in out.streams.items()]).mean(dim=0)
         return phi, scores
 
-    def detect(self, out: CPMNOutput, *, settings: Any) -> list[tuple[int, float, float, float]]:
+    def candidates(
+        self, out: CPMNOutput, *, settings: Any, options: Any = None
+    ) -> list[tuple[int, float, float, float]]:
         """Proposals of one video (batch 1), §3.5: (class, start, end, p_conf), snippet units.
 
-        For each of the ``top_classes`` classes of highest p_class and each stream s, every
-        maximal run of snippets where Φ_s^c ≥ θ_TCAS · max_t Φ_s^c is a proposal [first,
-        last + 1); p_act is the mean over the run of the fused Φ^c (Eq. 7) and p_conf = p_act ·
-        p_class^c (Eq. 8). ``settings`` (the pipeline's NMS) is not read here.
+        For each of the ``options.top_classes`` classes of highest p_class and each stream s,
+        every maximal run of snippets where Φ_s^c ≥ θ_TCAS · max_t Φ_s^c (``options.theta``) is
+        a proposal [first, last + 1); p_act is the mean over the run of the fused Φ^c (Eq. 7)
+        and p_conf = p_act · p_class^c (Eq. 8). ``settings`` (the pipeline's NMS) is not read
+        here.
         """
         del settings
+        options = options if options is not None else CPMNInferOptions()
         if out.cas.shape[0] != 1:
-            raise ValueError(f"detect takes one video, got a batch of {out.cas.shape[0]}")
+            raise ValueError(f"candidates: takes one video, got a batch of {out.cas.shape[0]}")
         phis = {n: p[0].detach().cpu().double().numpy()
                 for n, p in self.stream_localisation(out).items()}  # (T, C) each
         fused_t, scores_t = self.probabilities(out)
         fused = fused_t[0].detach().cpu().double().numpy()  # (T, C)
         scores = scores_t[0].detach().cpu().double().numpy()  # (C,)
-        top = sorted(range(len(scores)), key=lambda c: -scores[c])[: self.top_classes]
+        top = sorted(range(len(scores)), key=lambda c: -scores[c])[: options.top_classes]
         found: list[tuple[int, float, float, float]] = []
         for c in top:
             for phi in phis.values():
                 peak = float(phi[:, c].max())
                 if not peak > 0.0:
                     continue
-                for first, last in runs_above(phi[:, c], self.theta * peak):
+                for first, last in runs_above(phi[:, c], options.theta * peak):
                     p_act = float(fused[first : last + 1, c].mean())
                     found.append((int(c), float(first), float(last + 1), p_act * scores[c]))
         return found
 
+    def unread_infer_settings(self) -> frozenset[str]:
+        """CPMN localises the top classes by θ_TCAS (``infer.model``), scored by Eq. 8."""
+        return frozenset({"class_threshold", "cas_thresholds", "inflation",
+                          "video_score_weight"})
+
     def loss(
-        self, out: CPMNOutput, labels: Tensor, mask: Tensor, *, epoch: int
+        self, out: CPMNOutput, labels: Tensor, mask: Tensor, *, epoch: int, step: int = 0,
+        reference: Any = None, video_loss: str = "bce",
     ) -> tuple[Tensor, dict[str, float]]:
         """The sum over streams of each stream's Eq. (6) terms (classifiers, PAM, λ·L2).
 
         Parts are named ``cls_a``, ``cls_b``, ``pam``, ``l2``, prefixed with ``<stream>.`` when
         there is more than one stream. ``mask`` is the loop's; each stream uses its own
-        (``out.streams[s].mask``), which differs only with ``resize``. ``epoch`` is unused.
+        (``out.streams[s].mask``), which differs only with ``resize``. ``epoch``, ``step``,
+        ``reference`` and ``video_loss`` are unused.
         """
-        del mask, epoch
+        del mask, epoch, step, reference, video_loss
         terms: dict[str, Tensor] = {}
         many = len(out.streams) > 1
         for name, o in out.streams.items():
@@ -615,59 +652,3 @@ class CPMN(nn.Module):
             seqs.update({f"{name}.{k}" if many else k: v for k, v in own.items()})
         seqs["localisation"] = self.probabilities(out)[0]
         return seqs
-
-
-@register_model("cpmn")
-def cpmn(
-    *,
-    in_dim: int,
-    num_classes: int,
-    stream: str = "both",
-    hidden: int = 512,
-    kernel_size: int = 3,
-    mining: bool = True,
-    pam: bool = True,
-    zeta: float = 0.4,
-    erase_guide: str = "labels",
-    levels: int = 3,
-    window: int = 64,
-    l2_weight: float = 0.0025,
-    resize: int | None = None,
-    score_mining: bool = False,
-    theta: float = 0.2,
-    top_classes: int = 2,
-    streams: dict[str, list[int]] | None = None,
-) -> CPMN:
-    """Build CPMN.
-
-    Args:
-        in_dim: feature dimension of the files.
-        num_classes: C.
-        stream: ``both`` (the paper): one independent sub-network per stream of ``streams``,
-            fused at localisation (one on all columns when no ranges are recorded); ``rgb`` or
-            ``flow``: that stream only; ``concat``: one sub-network on the concatenated columns
-            (early fusion, not the paper).
-        hidden: filters of every hidden convolution (512).
-        kernel_size: temporal kernel of the CCM convolutions (3).
-        mining: add classifier B on erased features (table 3, "mining T-CAS").
-        pam: add the pyramid attention module (table 3, "PAM").
-        zeta: erasing threshold ζ (0.4).
-        erase_guide: in training, erase after the video's labels (Algorithm 1) or after A's
-            predictions (the test-time rule).
-        levels: pyramid levels (3).
-        window: T_ω (64), a multiple of 2^(levels-1); the PAM runs on windows of this length.
-        l2_weight: λ of Eq. (6) (0.0025).
-        resize: resample each video to this many snippets before the network and the outputs
-            back to its length (64 on ActivityNet in the paper); None keeps the length.
-        score_mining: also average classifier B's logits into the video scores.
-        theta: θ_TCAS, the proposal threshold as a fraction of the max of Φ (0.2).
-        top_classes: classes localised per video (2 on THUMOS14, 1 on ActivityNet).
-        streams: the features' column range per stream (``{"rgb": [0, 1024], ...}``, passed by
-            the training loop from the feature sidecars); None = no recorded ranges (``rgb`` /
-            ``flow`` then take the first / last half of the columns).
-    """
-    return CPMN(in_dim=in_dim, num_classes=num_classes, stream=stream, hidden=hidden,
-                kernel_size=kernel_size, mining=mining, pam=pam, zeta=zeta,
-                erase_guide=erase_guide, levels=levels, window=window, l2_weight=l2_weight,
-                resize=resize, score_mining=score_mining, theta=theta,
-                top_classes=top_classes, streams=streams)

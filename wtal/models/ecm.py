@@ -53,7 +53,7 @@ Readings of what the paper leaves open (each a builder argument):
 * The video score used at inference is the softmax of the mean of the two streams' logits
   (c2c makes them agree); the weight-transition input is the CAS logits.
 
-Inference (Sec. 3.5, :meth:`ECM.detect`): classes whose video score is under τ = 0.25 are
+Inference (Sec. 3.5, :meth:`ECM.candidates`): classes whose video score is under τ = 0.25 are
 discarded (``class_threshold`` of the infer settings; the best class is kept if none passes),
 the remaining CAS are min-max normalised along time, and temporal actionness grouping (TAG,
 SSN [23]) turns each into proposals: at every threshold of ``cas_thresholds`` the runs of
@@ -74,7 +74,7 @@ padding), left out of the top-k mean, and get zero aggregation weight.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -83,9 +83,10 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from wtal.losses import multilabel_bce, multilabel_softmax_ce
+from wtal.models.base import Localizer
 from wtal.models.cas_baseline import temporal_pool
 from wtal.models.registry import register_model
-from wtal.postprocess import outer_inner_score, runs_above
+from wtal.postprocess import chosen_classes, masked_minmax, outer_inner_score, runs_above
 
 
 class ECMOutput(NamedTuple):
@@ -206,21 +207,6 @@ def three_fold_aggregate(
     return num / (den.unsqueeze(-1) + eps)
 
 
-def masked_minmax(cas: Tensor, mask: Tensor) -> Tensor:
-    """Min-max normalise (B, T, C) along time over the valid snippets; padding and constant
-    sequences become 0."""
-    m = mask.unsqueeze(-1)  # (B, T, 1)
-    lo = cas.masked_fill(~m, float("inf")).amin(dim=1, keepdim=True)  # (B, 1, C)
-    hi = cas.masked_fill(~m, float("-inf")).amax(dim=1, keepdim=True)  # (B, 1, C)
-    span = hi - lo
-    ok = span > 1e-12
-    out = (cas - lo) / torch.where(ok, span, torch.ones_like(span))
-    return torch.where(m & ok, out, torch.zeros_like(out)).clamp(0.0, 1.0)
-
-
-# ---- losses (Sec. 3.3–3.5) --------------------------------------------------------------------
-
-
 def class_scores(video_logits: Tensor, *, scores: str = "softmax") -> Tensor:
     """Video logits (B, C) → classification scores: ``softmax`` over the classes (the paper's
     reading) or an independent ``sigmoid`` per class."""
@@ -312,8 +298,29 @@ def actionness_groups(seq: np.ndarray, threshold: float, gamma: float) -> list[t
 # ---- the model --------------------------------------------------------------------------------
 
 
-class ECM(nn.Module):
-    """Pre- and post-classification streams sharing one classifier (Fig. 2)."""
+@dataclass(frozen=True)
+class ECMInferOptions:
+    """ECM's own inference knobs (``infer.model`` in its settings)."""
+
+    tag_gammas: tuple[float, ...] = (1.0,)  # TAG's γ: basins merged while they cover ≥ γ
+
+    def __post_init__(self) -> None:
+        gammas = tuple(float(g) for g in self.tag_gammas)
+        if not gammas or not all(0.0 < g <= 1.0 for g in gammas):
+            raise ValueError(f"tag_gammas must be values in (0, 1], got {self.tag_gammas!r}")
+        object.__setattr__(self, "tag_gammas", gammas)
+
+
+@register_model("ecm")
+class ECM(Localizer):
+    """Pre- and post-classification streams sharing one classifier (Fig. 2).
+
+    pre only: ``post_stream=False, a2c=False, c2c=False``; post only: ``pre_stream=False,
+    a2c=False, c2c=False``; shared: ``a2c=False, c2c=False``; +L_a2c: ``c2c=False``;
+    not shared: ``shared_classifier=False``; full ECM: the defaults.
+    """
+
+    InferOptions = ECMInferOptions
 
     def __init__(
         self,
@@ -335,12 +342,9 @@ class ECM(nn.Module):
         a2c_activation: str = "sigmoid",  # probabilities of Eq. 4: sigmoid or softmax
         aggregation: str = "length",  # what Eq. 1 / 2 sums are divided by: length, weights, none
         scores: str = "softmax",  # class scores of L_cls, Eq. 3 and τ: softmax (paper) or sigmoid
-        tag_gammas: Sequence[float] = (1.0,),  # TAG's γ: basins merged while they cover ≥ γ
         a2c_absence_trains: str = "weights",  # what log(1 − s̃^o) of Eq. 4 trains: weights | all
     ) -> None:
         super().__init__()
-        if not tag_gammas or not all(0.0 < g <= 1.0 for g in tag_gammas):
-            raise ValueError(f"tag_gammas must be values in (0, 1], got {tag_gammas!r}")
         if scores not in {"softmax", "sigmoid"}:
             raise ValueError(f"unknown scores {scores!r} (softmax or sigmoid)")
         if num_classes < 2 and (scores == "softmax" or a2c_activation == "softmax"):
@@ -376,7 +380,6 @@ class ECM(nn.Module):
         self.a2c_absence_trains = a2c_absence_trains
         self.aggregation = aggregation
         self.scores = scores
-        self.tag_gammas = tuple(float(g) for g in tag_gammas)
         self.classifier = TemporalClassifier(
             in_dim=in_dim, num_classes=num_classes, hidden=hidden, dropout=dropout
         )
@@ -423,13 +426,15 @@ class ECM(nn.Module):
                          action_weights=action_weights, mask=mask)
 
     def loss(
-        self, out: ECMOutput, labels: Tensor, mask: Tensor, *, epoch: int
+        self, out: ECMOutput, labels: Tensor, mask: Tensor, *, epoch: int, step: int = 0,
+        reference: Any = None, video_loss: str = "bce",
     ) -> tuple[Tensor, dict[str, float]]:
         """Eq. 5: L_cls,e + L_cls,o + α L_c2c + β L_a2c (terms of switched-off parts left out).
 
-        ``mask`` is already applied in ``forward``; ``epoch`` is unused (no schedule).
+        ``mask`` is already applied in ``forward``; ``epoch``, ``step``, ``reference`` and
+        ``video_loss`` are unused (no schedule, no pretraining).
         """
-        del mask, epoch
+        del mask, epoch, step, reference, video_loss
         total = out.video_logits.new_zeros(())
         parts: dict[str, float] = {}
         if out.pre_logits is not None:
@@ -456,28 +461,29 @@ class ECM(nn.Module):
         snippets, (B, T, C) in [0, 1], and the video scores (B, C) that τ rejects."""
         return masked_minmax(out.cas, out.mask), class_scores(out.video_logits, scores=self.scores)
 
-    def detect(self, out: ECMOutput, *, settings: Any) -> list[tuple[int, float, float, float]]:
+    def candidates(
+        self, out: ECMOutput, *, settings: Any, options: Any = None
+    ) -> list[tuple[int, float, float, float]]:
         """Proposals of one video (batch 1), Sec. 3.5: (class, start, end, score), snippet units.
 
         Classes with a video score under τ (``settings.class_threshold``) are dropped (the best
         is kept if none passes); each kept class's min-max normalised CAS goes through
         :func:`actionness_groups` at every level of ``settings.cas_thresholds`` and every γ of
-        ``tag_gammas``; a proposal [first, last + 1) is scored by its outer-inner contrast
+        ``options.tag_gammas``; a proposal [first, last + 1) is scored by its outer-inner contrast
         (band ``settings.inflation``) + ``settings.video_score_weight`` × the video score.
         """
         if out.cas.shape[0] != 1:
-            raise ValueError(f"detect takes one video, got a batch of {out.cas.shape[0]}")
+            raise ValueError(f"candidates: one video, got a batch of {out.cas.shape[0]}")
+        options = options if options is not None else ECMInferOptions()
         cas_t, scores_t = self.probabilities(out)
         cas = cas_t[0].detach().cpu().double().numpy()  # (T, C) in [0, 1]
         scores = scores_t[0].detach().cpu().double().numpy()  # (C,)
-        kept = [c for c in range(len(scores)) if scores[c] >= settings.class_threshold]
-        if not kept:
-            kept = [int(np.argmax(scores))]
+        kept = chosen_classes(scores, settings.class_threshold)
         found: list[tuple[int, float, float, float]] = []
         for c in kept:
             best: dict[tuple[int, int], float] = {}
             for level in settings.cas_thresholds:
-                for gamma in self.tag_gammas:
+                for gamma in options.tag_gammas:
                     for first, last in actionness_groups(cas[:, c], level, gamma):
                         if (first, last) in best:
                             continue
@@ -504,55 +510,3 @@ class ECM(nn.Module):
             seqs["action_weights"] = out.action_weights
             seqs["background_weights"] = (1.0 - out.action_weights) * m
         return seqs
-
-
-@register_model("ecm")
-def ecm(
-    *,
-    in_dim: int,
-    num_classes: int,
-    hidden: int = 512,
-    dropout: float = 0.7,
-    topk_ratio: float = 0.125,
-    pre_stream: bool = True,
-    post_stream: bool = True,
-    shared_classifier: bool = True,
-    a2c: bool = True,
-    c2c: bool = True,
-    alpha: float = 0.05,
-    beta: float = 5.0,
-    class_specific_weights: bool = True,
-    folds: int = 3,
-    a2c_activation: str = "sigmoid",
-    aggregation: str = "length",
-    scores: str = "softmax",
-    tag_gammas: Sequence[float] = (1.0,),
-    a2c_absence_trains: str = "weights",
-) -> ECM:
-    """Build ECM; the switches reproduce table 4's rows (see ``pipeline/config/models/ecm.yaml``).
-
-    pre only: ``post_stream=False, a2c=False, c2c=False``; post only: ``pre_stream=False,
-    a2c=False, c2c=False``; shared: ``a2c=False, c2c=False``; +L_a2c: ``c2c=False``;
-    not shared: ``shared_classifier=False``; full ECM: the defaults.
-    """
-    return ECM(
-        in_dim=in_dim,
-        num_classes=num_classes,
-        hidden=hidden,
-        dropout=dropout,
-        topk_ratio=topk_ratio,
-        pre_stream=pre_stream,
-        post_stream=post_stream,
-        shared_classifier=shared_classifier,
-        a2c=a2c,
-        c2c=c2c,
-        alpha=alpha,
-        beta=beta,
-        class_specific_weights=class_specific_weights,
-        folds=folds,
-        a2c_activation=a2c_activation,
-        aggregation=aggregation,
-        scores=scores,
-        tag_gammas=tag_gammas,
-        a2c_absence_trains=a2c_absence_trains,
-    )

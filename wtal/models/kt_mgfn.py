@@ -51,10 +51,11 @@ classification block, no BRM) with the classification loss and keeps the GAP-lay
 representations of its clips (:class:`TrimmedReps`, not saved in the state dict), which
 :meth:`KTMGFN.loss` then compares with the untrimmed videos' by β · MMD² (loss parts
 ``kt_on = 1``, ``kt_classes``). Without trimmed clips the module is off with a warning, and
-``train.json`` records why under ``pretrain``. Outside the loop: ``net.loss(out, labels, mask,
-epoch=e, trimmed=reps)`` or ``net.set_trimmed(reps)``.
+``train.json`` records why under ``pretrain``. The representations are pretrain's explicit
+output (``Pretrained.reference``), handed to every ``net.loss(out, labels, mask, epoch=e,
+reference=reps)`` by the main loop.
 
-Inference (§III.F): :meth:`KTMGFN.detect` gives the BRM's scored proposals (Eq. 5-6), or, with
+Inference (§III.F): :meth:`KTMGFN.candidates` gives the BRM's scored proposals (Eq. 5-6), or, with
 the BRM off, CAS-threshold candidates scored by the same product; the inference loop applies
 Soft-NMS (Eq. 7).
 
@@ -69,6 +70,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -76,8 +78,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from wtal.fitting import fit_on_sequences
+from wtal.fitting import fit, make_optimizer
 from wtal.losses import multilabel_bce
+from wtal.models.base import Localizer, Pretrained, Trimmed
 from wtal.models.cas_baseline import temporal_pool
 from wtal.models.registry import register_model
 from wtal.postprocess import runs_above, soft_nms
@@ -427,8 +430,36 @@ class BoundaryRegressor(nn.Module):
         return y.view(b, self.num_scales, 2, t).permute(0, 3, 1, 2)  # (B, T, M, 2)
 
 
-class KTMGFN(nn.Module):
-    """KT-MGFN: cascaded dilated classification block, knowledge transfer, boundary regression."""
+@dataclass(frozen=True)
+class KTMGFNInferOptions:
+    """KT-MGFN's own inference knobs (``infer.model`` in its settings): the factors of a
+    candidate's confidence p_conf (Eq. 6; table VIII switches them)."""
+
+    score_act: bool = True
+    score_oic: bool = True
+    score_class: bool = True
+
+
+@register_model("kt_mgfn")
+class KTMGFN(Localizer):
+    """KT-MGFN: cascaded dilated classification block, knowledge transfer, boundary regression.
+
+    The builder's defaults are the paper's except ``brm=False``: the BRM's parameters do not
+    feed the video logits, and a model built with defaults must train on ``video_logits``
+    alone. ``pipeline/config/models/kt_mgfn.yaml`` turns it on (the paper's configuration).
+    Choices the paper leaves open: ``hidden``, ``dropout``, ``inflation`` γ (AutoLoc's 0.25),
+    ``kt_sigma`` (median heuristic), ``activation`` (min-max, see :meth:`KTMGFN.activations`),
+    ``oic_through_cas`` (off, see :meth:`KTMGFN.oic_objective`), the classes erased without
+    labels (``erase_class_threshold``), which GAP layer feeds the KTM (stage 1, branches
+    concatenated) and how long the trimmed branch trains (``trimmed_epochs``, 30: the paper's
+    1e-3 phase; ``trimmed_lr`` / ``trimmed_batch_size``, None: the main loop's, see
+    :meth:`KTMGFN.pretrain`).
+    Ablation switches: ``mdcm``, ``ccm``, ``ktm``, ``brm`` (table V); ``dilations`` (Fig. 5);
+    ``erase_threshold`` ξ_era (Fig. 6); table VIII's ``score_act`` / ``score_oic`` /
+    ``score_class`` are inference knobs (``infer.model``, :class:`KTMGFNInferOptions`).
+    """
+
+    InferOptions = KTMGFNInferOptions
 
     def __init__(
         self,
@@ -460,9 +491,6 @@ class KTMGFN(nn.Module):
         max_oic: float = -0.3,
         oic_reduction: str = "sum",
         oic_through_cas: bool = False,
-        score_act: bool = True,
-        score_oic: bool = True,
-        score_class: bool = True,
         trimmed_epochs: int = 30,
         trimmed_lr: float | None = None,
         trimmed_batch_size: int | None = None,
@@ -470,6 +498,8 @@ class KTMGFN(nn.Module):
         super().__init__()
         if trimmed_epochs < 0:
             raise ValueError(f"trimmed_epochs must be >= 0, got {trimmed_epochs}")
+        if not math.isfinite(erase_threshold) or not 0.0 <= erase_threshold <= 1.0:
+            raise ValueError(f"erase_threshold must be in [0, 1], got {erase_threshold}")
         if pooling not in {"mean", "topk"}:
             raise ValueError(f"unknown pooling {pooling!r} (mean or topk)")
         if activation not in {"minmax", "sigmoid"}:
@@ -499,7 +529,6 @@ class KTMGFN(nn.Module):
         self.inflation, self.alpha, self.brm_start_epoch = inflation, alpha, brm_start_epoch
         self.min_activation, self.max_oic = min_activation, max_oic
         self.oic_reduction, self.oic_through_cas = oic_reduction, oic_through_cas
-        self.score_act, self.score_oic, self.score_class = score_act, score_oic, score_class
         self.embedding_dim = hidden * len(dilations)
         # what the trimmed branch shares with this model (KTM, :meth:`pretrain`)
         self._branch_args = dict(in_dim=in_dim, num_classes=num_classes, hidden=hidden,
@@ -509,8 +538,6 @@ class KTMGFN(nn.Module):
                                  erase_class_threshold=erase_class_threshold)
         self.trimmed_epochs, self.trimmed_lr = trimmed_epochs, trimmed_lr
         self.trimmed_batch_size = trimmed_batch_size
-        self._trimmed: TrimmedReps | None = None
-        self._kt_off_logged = False
 
     # ---------------------------------------------------------------- forward
 
@@ -612,27 +639,26 @@ class KTMGFN(nn.Module):
 
     # ---------------------------------------------------------------- KTM
 
-    def set_trimmed(self, trimmed: TrimmedReps | None) -> None:
-        """Keep trimmed-branch representations for :meth:`loss` calls that pass none (so the
-        generic training loop can run with the KTM on). Not saved in the state dict."""
-        if trimmed is not None and trimmed.embeddings.shape[1] != self.embedding_dim:
+    def check_reference(self, trimmed: TrimmedReps) -> TrimmedReps:
+        """``trimmed`` if its representations have this model's GAP dimension."""
+        if trimmed.embeddings.shape[1] != self.embedding_dim:
             raise ValueError(f"trimmed representations are {trimmed.embeddings.shape[1]}-d, "
                              f"this model's GAP layer gives {self.embedding_dim}")
-        self._trimmed = trimmed
+        return trimmed
 
     def pretrain(
         self,
-        feats: Sequence[np.ndarray],
+        videos: Sequence[np.ndarray],
         labels: np.ndarray,
         *,
-        trimmed: tuple[Sequence[np.ndarray], np.ndarray] | None,
+        trimmed: Trimmed | None,
         settings: Any,
         rng: np.random.Generator,
         device: torch.device,
-    ) -> dict[str, Any]:
-        """Train the trimmed branch and keep its representations for the KTM (§III.D, Eq. 3).
+    ) -> Pretrained:
+        """Train the trimmed branch and return its representations for the KTM (§III.D, Eq. 3).
 
-        Called once by the generic training loop (``wtal.train``) before the main loop. The
+        Called once by the training stage (``wtal.train``) before the main loop. The
         trimmed branch is a ``kt_mgfn`` with this model's classification block (``hidden``,
         ``kernel_size``, ``dropout``, ``pooling``, ``mdcm``/``dilations``, ``ccm``/ξ_era) and
         neither BRM nor KTM ("the boundary regression module is no longer necessary"),
@@ -646,7 +672,7 @@ class KTMGFN(nn.Module):
         The trimmed branch itself is discarded: nothing it leaves is in the state dict.
 
         Args:
-            feats: training videos (T_i, D), standardised as the main loop sees them (unused:
+            videos: training videos (T_i, D), standardised as the main loop sees them (unused:
                 the trimmed branch trains on the clips alone).
             labels: (N, C) multi-hot labels of the training videos (to report shared classes).
             trimmed: ``(clips (T_j, D) standardised with the same statistics, (M, C) labels)``
@@ -656,14 +682,14 @@ class KTMGFN(nn.Module):
             device: where to train.
 
         Returns:
-            what ``train.json`` records under ``pretrain``: ``{"ktm": "off: …"}`` when the
-            module is switched off, else ``{"ktm": "on", "trimmed_clips", "shared_classes",
-            "epochs", "lr", "batch_size", "loss" (per epoch), "seconds"}``.
+            ``reference``: the :class:`TrimmedReps` (None when the KTM is off); ``log``: what
+            ``train.json`` records under ``pretrain``: ``{"ktm": "off: …"}`` when the module is
+            off, else ``{"ktm": "on", "trimmed_clips", "shared_classes", "epochs", "lr",
+            "batch_size", "loss" (per epoch), "seconds"}``.
         """
-        del feats  # the trimmed branch trains on the clips alone
-        self._trimmed = None
+        del videos  # the trimmed branch trains on the clips alone
         if not self.ktm:
-            return {"ktm": "off: switched off in the model arguments (ktm: false)"}
+            return Pretrained(log={"ktm": "off: switched off in the model arguments (ktm: false)"})
         clips, clip_labels = (list(trimmed[0]), np.asarray(trimmed[1], np.float32)
                               ) if trimmed is not None else ([], np.zeros((0, 0), np.float32))
         keep = [j for j, x in enumerate(clips) if len(x) > 0 and clip_labels[j].any()]
@@ -671,8 +697,7 @@ class KTMGFN(nn.Module):
             reason = "off: the dataset has no trimmed clips"
             logger.warning("kt_mgfn: the dataset has no trimmed clips, so the knowledge transfer "
                            "module (KTM) is off (train.json records it under 'pretrain')")
-            self._kt_off_logged = True
-            return {"ktm": reason}
+            return Pretrained(log={"ktm": reason})
         clips = [np.asarray(clips[j], np.float32) for j in keep]
         clip_labels = clip_labels[keep]
         if clip_labels.shape[1] != self.num_classes:
@@ -683,33 +708,33 @@ class KTMGFN(nn.Module):
         if shared == 0:
             logger.warning("kt_mgfn: no class of the trimmed clips has training videos, so the "
                            "knowledge transfer module (KTM) is off")
-            self._kt_off_logged = True
-            return {"ktm": "off: no class of the trimmed clips has training videos",
-                    "trimmed_clips": len(clips)}
+            return Pretrained(log={"ktm": "off: no class of the trimmed clips has training videos",
+                                   "trimmed_clips": len(clips)})
         t0 = time.time()
         lr = self.trimmed_lr if self.trimmed_lr is not None else float(settings.lr)
         batch = (self.trimmed_batch_size if self.trimmed_batch_size is not None
                  else int(settings.batch_size))
         branch = KTMGFN(**self._branch_args, ktm=False, brm=False).to(device)
         branch.stages.load_state_dict(self.stages.state_dict())
-        opt = torch.optim.Adam(branch.parameters(), lr=lr,
-                               weight_decay=float(settings.weight_decay))
+        opt = make_optimizer(branch.parameters(), optimizer="adam", lr=lr,
+                             weight_decay=float(settings.weight_decay))
         max_len = int(settings.max_seqlen)
         y_all = torch.from_numpy(clip_labels)
-        branch.train()
-        curve = fit_on_sequences(
+        curve = fit(
             branch, clips, clip_labels,
-            loss_of=lambda out, y, mask, epoch: branch.loss(out, y, mask, epoch=epoch)[0],
+            loss_of=lambda out, y, mask, epoch, step: (
+                branch.loss(out, y, mask, epoch=epoch)[0], {}),
             opt=opt, epochs=self.trimmed_epochs, batch_size=batch, max_seqlen=max_len, rng=rng,
-            device=device)
+            device=device, name="kt_mgfn trimmed branch").loss
         branch.eval()
         with torch.no_grad():
             reps = torch.cat([branch.embed(torch.from_numpy(x).unsqueeze(0).to(device))
                               for x in clips])  # (M, R)
-        self.set_trimmed(TrimmedReps(reps, y_all.to(device)))
-        return {"ktm": "on", "trimmed_clips": len(clips), "shared_classes": shared,
-                "epochs": self.trimmed_epochs, "lr": lr, "batch_size": batch, "loss": curve,
-                "seconds": time.time() - t0}
+        log = {"ktm": "on", "trimmed_clips": len(clips), "shared_classes": shared,
+               "epochs": self.trimmed_epochs, "lr": lr, "batch_size": batch, "loss": curve,
+               "seconds": time.time() - t0}
+        reference = self.check_reference(TrimmedReps(reps, y_all.to(device)))
+        return Pretrained(log=log, reference=reference, used_trimmed=True)
 
     def knowledge_transfer(
         self, embedding: Tensor, labels: Tensor, trimmed: TrimmedReps
@@ -805,6 +830,7 @@ class KTMGFN(nn.Module):
         class_threshold: float = 0.0,
         soft_nms_iou: float | None = None,
         soft_nms_epsilon: float = 0.75,
+        options: KTMGFNInferOptions | None = None,
     ) -> list[Proposals]:
         """Scored segments of every video of a batch (§III.F), for an inference stage.
 
@@ -813,7 +839,8 @@ class KTMGFN(nn.Module):
         OIC per position, OIC > ``max_oic`` dropped); each kept segment, clipped to the video,
         is scored ``p_conf = p_act · p_oic · p_class`` (Eq. 5-6; ``p_act`` the mean activation
         inside, ``p_oic = 1 − OIC``, ``p_class`` the video score; each factor switched by
-        ``score_act`` / ``score_oic`` / ``score_class`` for table VIII). With ``soft_nms_iou``,
+        ``options.score_act`` / ``score_oic`` / ``score_class`` for table VIII). With
+        ``soft_nms_iou``,
         each class's segments go through Gaussian Soft-NMS (Eq. 7).
 
         Returns:
@@ -822,6 +849,7 @@ class KTMGFN(nn.Module):
         """
         if out.regression is None:
             raise ValueError("kt_mgfn: proposals need the BRM (build with brm=True)")
+        options = options if options is not None else KTMGFNInferOptions()
         act_all, video_scores = self.probabilities(out)  # (B, T, C), (B, C)
         results = []
         for i in range(act_all.shape[0]):
@@ -847,11 +875,11 @@ class KTMGFN(nn.Module):
                     if not sel.any():
                         continue
                     conf = torch.ones_like(oic_b[j, sel])
-                    if self.score_act:
+                    if options.score_act:
                         conf = conf * act_b[j, sel]
-                    if self.score_oic:
+                    if options.score_oic:
                         conf = conf * (1.0 - oic_b[j, sel])
-                    if self.score_class:
+                    if options.score_class:
                         conf = conf * video_scores[i, c]
                     s = seg_b[j, sel]
                     if soft_nms_iou is not None:
@@ -870,7 +898,9 @@ class KTMGFN(nn.Module):
         return results
 
     @torch.no_grad()
-    def detect(self, out: KTMGFNOutput, *, settings: Any) -> list[tuple[int, float, float, float]]:
+    def candidates(
+        self, out: KTMGFNOutput, *, settings: Any, options: Any = None
+    ) -> list[tuple[int, float, float, float]]:
         """Candidate segments of the single video in ``out`` for the inference loop (§III.F).
 
         Classes: those whose video score reaches ``settings.class_threshold``, the top class if
@@ -899,12 +929,13 @@ class KTMGFN(nn.Module):
             ``[t, t + 1)``), ``end > start``, best first.
         """
         if out.cas.shape[0] != 1:
-            raise ValueError(f"kt_mgfn.detect: one video at a time, got a batch of "
+            raise ValueError(f"kt_mgfn.candidates: one video at a time, got a batch of "
                              f"{out.cas.shape[0]}")
+        options = options if options is not None else KTMGFNInferOptions()
         act_all, video_scores = self.probabilities(out)  # (1, T, C), (1, C)
         threshold = min(float(settings.class_threshold), float(video_scores.max()))
         if self.brm is not None:
-            (props,) = self.proposals(out, class_threshold=threshold)
+            (props,) = self.proposals(out, class_threshold=threshold, options=options)
             return [(int(c), float(se[0]), float(se[1]), float(sc)) for se, sc, c in
                     zip(props.segments.tolist(), props.scores.tolist(), props.classes.tolist(),
                         strict=True)]
@@ -928,16 +959,24 @@ class KTMGFN(nn.Module):
                                               outer.unsqueeze(0),
                                               torch.tensor([n], device=act.device))
             conf = torch.ones_like(oic[0])
-            if self.score_act:
+            if options.score_act:
                 conf = conf * p_act[0]
-            if self.score_oic:
+            if options.score_oic:
                 conf = conf * (1.0 - oic[0])
-            if self.score_class:
+            if options.score_class:
                 conf = conf * video_scores[0, c]
             found += [(c, float(a), float(b), float(sc))
                       for (a, b), sc in zip(inner.tolist(), conf.tolist(), strict=True)]
         found.sort(key=lambda d: -d[3])
         return found
+
+    def unread_infer_settings(self) -> frozenset[str]:
+        """Candidates are scored by Eq. 6 (the model's own γ); with the BRM they are its
+        proposals, not CAS runs."""
+        unread = {"inflation", "video_score_weight"}
+        if self.brm is not None:
+            unread.add("cas_thresholds")
+        return frozenset(unread)
 
     # ---------------------------------------------------------------- objective
 
@@ -948,25 +987,29 @@ class KTMGFN(nn.Module):
         mask: Tensor,
         *,
         epoch: int,
-        trimmed: TrimmedReps | None = None,
+        step: int = 0,
+        reference: TrimmedReps | None = None,
+        video_loss: str = "bce",
     ) -> tuple[Tensor, dict[str, float]]:
         """Eq. (4) without the L2 term (Adam's weight decay): L_class + α·L_OIC + β·L_KT.
 
         * ``L_class``: per stage, the mean over its branch classifiers of the sigmoid
           cross-entropy of their video logits; summed over the stages.
         * ``L_OIC`` (BRM built and ``epoch ≥ brm_start_epoch``): :meth:`oic_objective`.
-        * ``L_KT`` (KTM on and trimmed representations given here or by
-          :meth:`set_trimmed`): :meth:`knowledge_transfer`; otherwise off, said once in the
-          log and by ``kt_on = 0`` in the parts.
+        * ``L_KT`` (KTM on and the trimmed representations ``reference`` given, what
+          :meth:`pretrain` returns): :meth:`knowledge_transfer`; otherwise off, said by
+          ``kt_on = 0`` in the parts (and by :meth:`pretrain`'s log and warning).
 
         Args:
             out: the forward output; labels: (B, C) multi-hot; mask: (B, T);
-            epoch: 0-based epoch; trimmed: the trimmed branch's representations.
+            epoch: 0-based epoch; reference: the trimmed branch's representations;
+            step, video_loss: not used.
 
         Returns:
             total loss and float parts: ``cls``, ``cls_stage{1,2}``, ``oic``, ``oic_anchors``
             (kept anchors per video), ``brm_on``, ``kt``, ``kt_classes``, ``kt_on``, ``total``.
         """
+        del step, video_loss
         y = labels.to(out.branch_logits.dtype)
         parts: dict[str, float] = {}
         total = out.cas.new_zeros(())
@@ -989,12 +1032,8 @@ class KTMGFN(nn.Module):
             parts["oic_anchors"] = 0.0
 
         if self.ktm:
-            reps = trimmed if trimmed is not None else self._trimmed
-            if reps is None:
-                if not self._kt_off_logged:
-                    logger.warning("kt_mgfn: no trimmed-video representations were given, so "
-                                   "the knowledge transfer module (KTM) is off")
-                    self._kt_off_logged = True
+            reps = reference
+            if reps is None:  # pretrain said why (train.json's "pretrain", a warning)
                 parts.update(kt=0.0, kt_classes=0.0, kt_on=0.0)
             else:
                 kt, n_cls = self.knowledge_transfer(out.embedding, labels, reps)
@@ -1004,72 +1043,3 @@ class KTMGFN(nn.Module):
             parts["kt_on"] = 0.0
         parts["total"] = total.item()
         return total, parts
-
-
-@register_model("kt_mgfn")
-def kt_mgfn(
-    *,
-    in_dim: int,
-    num_classes: int,
-    hidden: int = 512,
-    kernel_size: int = 3,
-    dropout: float = 0.5,
-    pooling: str = "mean",
-    topk_ratio: float = 0.125,
-    activation: str = "minmax",
-    mdcm: bool = True,
-    dilations: Sequence[int] = (1, 2, 3, 5),
-    ccm: bool = True,
-    erase_threshold: float = 0.8,
-    erase_class_threshold: float = 0.5,
-    ktm: bool = True,
-    beta: float = 10.0,
-    kt_sigma: float | None = None,
-    brm: bool = False,
-    anchor_scales: Sequence[float] = THUMOS14_ANCHORS,
-    brm_hidden: int = 128,
-    brm_layers: int = 3,
-    inflation: float = 0.25,
-    alpha: float = 10.0,
-    brm_start_epoch: int = 30,
-    min_activation: float = 0.1,
-    max_oic: float = -0.3,
-    oic_reduction: str = "sum",
-    oic_through_cas: bool = False,
-    score_act: bool = True,
-    score_oic: bool = True,
-    score_class: bool = True,
-    trimmed_epochs: int = 30,
-    trimmed_lr: float | None = None,
-    trimmed_batch_size: int | None = None,
-) -> KTMGFN:
-    """Build KT-MGFN.
-
-    The builder's defaults are the paper's except ``brm=False``: the BRM's parameters do not
-    feed the video logits, and a model built with defaults must train on ``video_logits``
-    alone. ``pipeline/config/models/kt_mgfn.yaml`` turns it on (the paper's configuration).
-    Choices the paper leaves open: ``hidden``, ``dropout``, ``inflation`` γ (AutoLoc's 0.25),
-    ``kt_sigma`` (median heuristic), ``activation`` (min-max, see :meth:`KTMGFN.activations`),
-    ``oic_through_cas`` (off, see :meth:`KTMGFN.oic_objective`), the classes erased without
-    labels (``erase_class_threshold``), which GAP layer feeds the KTM (stage 1, branches
-    concatenated) and how long the trimmed branch trains (``trimmed_epochs``, 30: the paper's
-    1e-3 phase; ``trimmed_lr`` / ``trimmed_batch_size``, None: the main loop's, see
-    :meth:`KTMGFN.pretrain`).
-    Ablation switches: ``mdcm``, ``ccm``, ``ktm``, ``brm`` (table V); ``dilations`` (Fig. 5);
-    ``erase_threshold`` ξ_era (Fig. 6); ``score_act`` / ``score_oic`` / ``score_class``
-    (table VIII).
-    """
-    if not math.isfinite(erase_threshold) or not 0.0 <= erase_threshold <= 1.0:
-        raise ValueError(f"erase_threshold must be in [0, 1], got {erase_threshold}")
-    return KTMGFN(
-        in_dim=in_dim, num_classes=num_classes, hidden=hidden, kernel_size=kernel_size,
-        dropout=dropout, pooling=pooling, topk_ratio=topk_ratio, activation=activation,
-        mdcm=mdcm, dilations=dilations,
-        ccm=ccm, erase_threshold=erase_threshold, erase_class_threshold=erase_class_threshold,
-        ktm=ktm, beta=beta, kt_sigma=kt_sigma, brm=brm, anchor_scales=anchor_scales,
-        brm_hidden=brm_hidden, brm_layers=brm_layers, inflation=inflation, alpha=alpha,
-        brm_start_epoch=brm_start_epoch, min_activation=min_activation, max_oic=max_oic,
-        oic_reduction=oic_reduction, oic_through_cas=oic_through_cas, score_act=score_act,
-        score_oic=score_oic, score_class=score_class, trimmed_epochs=trimmed_epochs,
-        trimmed_lr=trimmed_lr, trimmed_batch_size=trimmed_batch_size,
-    )

@@ -7,6 +7,8 @@ from typing import Any
 
 from torch import nn
 
+from wtal.models.base import Localizer
+
 _BUILDERS: dict[str, Callable[..., nn.Module]] = {}
 
 
@@ -36,8 +38,16 @@ def builder_parameters(name: str) -> set[str]:
     return set(inspect.signature(_BUILDERS[name]).parameters)
 
 
-def build_model(name: str, **kwargs: Any) -> nn.Module:
-    """Build the model registered as ``name`` with keyword arguments."""
+def build_model(name: str, **kwargs: Any) -> Localizer:
+    """Build the model registered as ``name`` with keyword arguments.
+
+    Raises:
+        TypeError: the builder made something that is not a :class:`Localizer`.
+    """
     if name not in _BUILDERS:
         raise KeyError(f"unknown model {name!r}; available: {', '.join(list_models())}")
-    return _BUILDERS[name](**kwargs)
+    net = _BUILDERS[name](**kwargs)
+    if not isinstance(net, Localizer):
+        raise TypeError(f"model {name!r}: its builder made a {type(net).__name__}, not a "
+                        f"wtal.models.base.Localizer (see the README, 'How a model plugs in')")
+    return net

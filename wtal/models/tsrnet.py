@@ -32,7 +32,7 @@ the features record no stream ranges), each:
 
 Detection (Eq. 10-12): ``w_i^c = a_i · sigmoid(v_cᵀ x_i)`` per stream, fused
 ``w̄ = θ w_RGB + (1 − θ) w_FLOW`` (θ = 0.5), and the runs of snippets with ``w̄^c ≥ 0.2`` are
-the class's segments (:meth:`TSRNet.detect`, in snippet coordinates; the snippet grid does
+the class's segments (:meth:`TSRNet.candidates`, in snippet coordinates; the snippet grid does
 Eq. 12's frame → seconds mapping). The attention sums to one over the video, so ``a_i`` is
 rescaled to [0, 1] over the video (min-max) before Eq. (10) (``attention_norm="minmax"``; the
 paper does not say how its 0.2 threshold meets weights of order 1/n). On the demo, dividing by
@@ -51,21 +51,28 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from wtal.fitting import fit_on_sequences
+from wtal.fitting import fit, make_optimizer, step_schedule
 from wtal.losses import multilabel_softmax_ce
+from wtal.models.base import Localizer, Pretrained, Trimmed
 from wtal.models.kt_mgfn import mmd2
 from wtal.models.registry import register_model
-from wtal.postprocess import outer_inner_score, runs_above
+from wtal.postprocess import chosen_classes, outer_inner_score, runs_above
+from wtal.settings import TrainSettings
 
 logger = logging.getLogger(__name__)
 
 PAPER_LR_SCALES = {"rgb": 1.0, "flow": 5.0}  # 1e-4 (RGB) and 5e-4 (flow) relative to 1e-4
+
+
+#: The trimmed clips' representations L_KT compares with: (per stream (M, d_s), (M, C) labels).
+TransferReference = tuple[tuple[Tensor, ...], Tensor]
 
 
 class TSRNetOutput(NamedTuple):
@@ -228,8 +235,28 @@ class StreamNet(nn.Module):
         return self.head(x)[1]
 
 
-class TSRNet(nn.Module):
-    """Independent self-attentive networks per stream, fused with θ (Eq. 11)."""
+@dataclass(frozen=True)
+class TSRNetInferOptions:
+    """TSRNet's own inference knobs (``infer.model`` in its settings)."""
+
+    detect_threshold: float = 0.2  # on the fused w̄ (Eq. 10-11)
+
+
+@register_model("tsrnet")
+class TSRNet(Localizer):
+    """Independent self-attentive networks per stream, fused with θ (Eq. 11).
+
+    Paper settings: dropout 0.8, θ = 0.5, detection threshold 0.2, RGB / flow learning rates
+    1e-4 / 5e-4 (``lr_scales`` None: ×1 RGB, ×5 flow of the loop's lr; the optimizer, SGD with
+    momentum 0.9, and the schedule are the loop's). Choices the paper leaves open: ``hops``,
+    ``attention_hidden`` (b), ``fc_hidden``, α and β, ``kt_sigma`` (median heuristic),
+    ``attention_norm`` (max), linear FC layers (``fc_activation``) and the trimmed network's
+    epochs. Ablation switches (Fig. 3, tables 1 and 3): ``streams`` / ``stream``
+    (two-stream, RGB, flow), ``attention`` (+SA), ``knowledge_transfer`` (+KT), ``kt_fc2``
+    (w/o L_FC2).
+    """
+
+    InferOptions = TSRNetInferOptions
 
     def __init__(
         self,
@@ -252,7 +279,6 @@ class TSRNet(nn.Module):
         kt_sigma: float | None = None,  # Gaussian bandwidth; None: median heuristic
         trimmed_epochs: int | None = None,  # trimmed network's epochs; None: settings.epochs
         theta: float = 0.5,  # θ of Eq. (11), weight of the RGB (first) stream
-        detect_threshold: float = 0.2,  # on the fused w̄ (Eq. 10-11)
         attention_norm: str = "minmax",  # a_i of Eq. (10): min-max over the video, max, none
         lr_scales: dict[str, float] | None = None,  # per-stream lr factors; None: paper's
     ) -> None:
@@ -295,7 +321,6 @@ class TSRNet(nn.Module):
         self.knowledge_transfer = knowledge_transfer
         self.kt_fc2, self.kt_weight, self.kt_sigma = kt_fc2, kt_weight, kt_sigma
         self.trimmed_epochs = trimmed_epochs
-        self.detect_threshold = detect_threshold
         self.attention_norm = attention_norm
         self.lr_scales = dict(PAPER_LR_SCALES if lr_scales is None else lr_scales)
         self._config: dict[str, Any] = dict(
@@ -303,8 +328,6 @@ class TSRNet(nn.Module):
             attention_hidden=attention_hidden, fc_hidden=fc_hidden, dropout=dropout,
             fc_activation=fc_activation, attention=attention, theta=theta,
         )
-        # Training-only state of the knowledge transfer (not in the state dict).
-        self._trimmed: tuple[tuple[Tensor, ...], Tensor] | None = None
 
     # ---------------------------------------------------------------- forward
 
@@ -345,15 +368,17 @@ class TSRNet(nn.Module):
         return torch.einsum("s,bstc->btc", self.fusion.to(w.dtype), w)
 
     def probabilities(self, out: TSRNetOutput) -> tuple[Tensor, Tensor]:
-        """``(w̄ (B, T, C), softmax of the fused video logits (B, C))`` — hook of wtal.infer."""
+        """``(w̄ (B, T, C), softmax of the fused video logits (B, C))``."""
         return self.weighted_scores(out), torch.softmax(out.video_logits, dim=-1)
 
     @torch.no_grad()
-    def detect(self, out: TSRNetOutput, *, settings: Any) -> list[tuple[int, float, float, float]]:
+    def candidates(
+        self, out: TSRNetOutput, *, settings: Any, options: Any = None
+    ) -> list[tuple[int, float, float, float]]:
         """Segments of the single video in ``out`` (§Temporal Action Detection).
 
         For every class whose video score reaches ``settings.class_threshold`` (the top class
-        if none does), each maximal run of snippets with ``w̄^c ≥ detect_threshold`` becomes a
+        if none does), each maximal run of snippets with ``w̄^c ≥ options.detect_threshold`` is a
         segment ``[first, last + 1)`` in snippet coordinates. The paper does not say how a
         segment is scored: as the project's CAS localiser does, by the outer-inner contrast of
         ``w̄^c`` (mean inside minus mean in a band of ``settings.inflation`` × the length on each
@@ -363,21 +388,24 @@ class TSRNet(nn.Module):
             ``(class, start, end, score)`` tuples.
         """
         if out.cas.shape[0] != 1:
-            raise ValueError(f"detect takes one video, got a batch of {out.cas.shape[0]}")
+            raise ValueError(f"candidates: one video, got a batch of {out.cas.shape[0]}")
+        options = options if options is not None else TSRNetInferOptions()
         n = int(out.mask[0].sum())
         w_all, scores = self.probabilities(out)
         w = w_all[0, :n].double().cpu().numpy()  # (n, C)
         video = scores[0].double().cpu().numpy()  # (C,)
-        chosen = [c for c in range(len(video)) if video[c] >= settings.class_threshold]
-        if not chosen:
-            chosen = [int(np.argmax(video))]
+        chosen = chosen_classes(video, settings.class_threshold)
         found = []
         for c in chosen:
-            for first, last in runs_above(w[:, c], self.detect_threshold):
+            for first, last in runs_above(w[:, c], options.detect_threshold):
                 score = outer_inner_score(w[:, c], first, last, inflation=settings.inflation)
                 score += settings.video_score_weight * float(video[c])
                 found.append((c, float(first), float(last + 1), score))
         return found
+
+    def unread_infer_settings(self) -> frozenset[str]:
+        """One threshold, ``infer.model.detect_threshold``, instead of the CAS levels."""
+        return frozenset({"cas_thresholds"})
 
     @torch.no_grad()
     def score_sequences(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:
@@ -404,15 +432,16 @@ class TSRNet(nn.Module):
                 for s in range(out.stream_logits.shape[1])]
 
     def transfer_loss(
-        self, out: TSRNetOutput, labels: Tensor
+        self, out: TSRNetOutput, labels: Tensor, reference: TransferReference | None
     ) -> tuple[list[Tensor], list[Tensor], int]:
-        """``L_FC1`` and ``L_FC2`` of every stream (Eq. 7-8) against the kept trimmed
-        representations; zeros (and 0 classes) when the transfer is off."""
+        """``L_FC1`` and ``L_FC2`` of every stream (Eq. 7-8) against the trimmed
+        representations ``reference`` (:meth:`trimmed_reference`); zeros (and 0 classes)
+        without them (the transfer off)."""
         zero = out.video_logits.new_zeros(())
         n_streams = len(self.stream_names)
-        if self._trimmed is None:
+        if reference is None:
             return [zero] * n_streams, [zero] * n_streams, 0
-        reps, t_labels = self._trimmed
+        reps, t_labels = reference
         fc1, fc2, n_cls = [], [], 0
         for s, name in enumerate(self.stream_names):
             t = reps[s].to(out.pooled[s])
@@ -428,22 +457,24 @@ class TSRNet(nn.Module):
         return fc1, fc2, n_cls
 
     def loss(
-        self, out: TSRNetOutput, labels: Tensor, mask: Tensor, *, epoch: int
+        self, out: TSRNetOutput, labels: Tensor, mask: Tensor, *, epoch: int, step: int = 0,
+        reference: TransferReference | None = None, video_loss: str = "bce",
     ) -> tuple[Tensor, dict[str, float]]:
         """Eq. (9) summed over the streams: ``L_class + α R_smooth + β R_sparsity + L_FC1 +
-        L_FC2`` (the regularisers only with self-attention, ``L_KT`` only after a
-        :meth:`pretrain` that kept trimmed representations; ``L_FC2`` switched by ``kt_fc2``).
+        L_FC2`` (the regularisers only with self-attention, ``L_KT`` only with the trimmed
+        representations ``reference`` that :meth:`pretrain` returns; ``L_FC2`` switched by
+        ``kt_fc2``). ``epoch``, ``step`` and ``video_loss`` are not used.
 
         Returns:
             total and float parts per stream ``cls_<s>``, ``smooth_<s>``, ``sparsity_<s>``,
             ``kt_fc1_<s>``, ``kt_fc2_<s>``, plus ``kt_on``, ``kt_classes`` and ``total``.
         """
-        del epoch  # one objective throughout
+        del epoch, step, video_loss  # one objective throughout
         y = labels.to(out.video_logits.dtype)
         parts: dict[str, float] = {}
         total = out.video_logits.new_zeros(())
         cls = self.classification_loss(out, y)
-        fc1, fc2, n_cls = self.transfer_loss(out, y)
+        fc1, fc2, n_cls = self.transfer_loss(out, y, reference)
         for s, name in enumerate(self.stream_names):
             term = cls[s]
             parts[f"cls_{name}"] = cls[s].item()
@@ -454,82 +485,79 @@ class TSRNet(nn.Module):
                 term = term + self.alpha * smooth + self.beta * sparse
                 parts[f"smooth_{name}"] = smooth.item()
                 parts[f"sparsity_{name}"] = sparse.item()
-            if self._trimmed is not None:
+            if reference is not None:
                 term = term + self.kt_weight * (fc1[s] + fc2[s])
                 parts[f"kt_fc1_{name}"] = fc1[s].item()
                 parts[f"kt_fc2_{name}"] = fc2[s].item()
             total = total + term
-        parts["kt_on"] = float(self._trimmed is not None)
+        parts["kt_on"] = float(reference is not None)
         parts["kt_classes"] = float(n_cls)
         parts["total"] = total.item()
         return total, parts
 
     # ---------------------------------------------------------------- knowledge transfer
 
-    def set_trimmed(self, reps: Sequence[Tensor] | None, labels: Tensor | None = None) -> None:
-        """Keep trimmed-clip representations for :meth:`transfer_loss` (what
-        :meth:`pretrain` does after training the trimmed network); None switches the transfer
-        off. Not saved in the state dict.
+    def trimmed_reference(self, reps: Sequence[Tensor], labels: Tensor) -> TransferReference:
+        """The checked reference of :meth:`transfer_loss` (what :meth:`pretrain` returns after
+        training the trimmed network).
 
         Args:
             reps: per stream (M, d_s) FC1 inputs ``m`` of the trimmed clips.
             labels: (M, C) their multi-hot labels in this model's class order.
         """
-        if reps is None:
-            self._trimmed = None
-            return
-        if labels is None or len(reps) != len(self.stream_names):
-            raise ValueError(f"set_trimmed needs labels and one tensor per stream "
+        if len(reps) != len(self.stream_names):
+            raise ValueError(f"trimmed_reference needs one tensor per stream "
                              f"({self.stream_names})")
         for s, name in enumerate(self.stream_names):
             lo, hi = self.columns[name]
             if reps[s].shape != (len(labels), hi - lo):
                 raise ValueError(f"stream {name!r}: trimmed representations are "
                                  f"{tuple(reps[s].shape)}, expected ({len(labels)}, {hi - lo})")
-        self._trimmed = (tuple(reps), labels)
+        return (tuple(reps), labels)
 
     def pretrain(
         self,
-        feats: Sequence[np.ndarray],
+        videos: Sequence[np.ndarray],
         labels: np.ndarray,
         *,
-        trimmed: tuple[Sequence[np.ndarray], np.ndarray] | None,
+        trimmed: Trimmed | None,
         settings: Any,
         rng: np.random.Generator,
         device: torch.device,
-    ) -> dict[str, Any]:
-        """Train the trimmed network and keep its representations of the clips (hook of
-        wtal.train, before the main loop).
+    ) -> Pretrained:
+        """Train the trimmed network and return its representations of the clips (before the
+        main loop).
 
         The trimmed network has this model's settings and is trained with ``L_class`` alone
         (no regularisers: the clips are trimmed) with the loop's optimizer, learning rates,
         schedule and batch size for ``trimmed_epochs`` (default ``settings.epochs``). Its
-        self-attentive representations ``m`` of every clip, per stream, are kept as a plain
-        attribute for :meth:`transfer_loss`; nothing of it enters the state dict.
+        self-attentive representations ``m`` of every clip, per stream, are the returned
+        ``reference`` that the main loop hands :meth:`loss`; nothing of it enters the state
+        dict.
 
         Args:
-            feats: the untrimmed training videos (T_i, D), standardised (used for the log only).
+            videos: the untrimmed training videos (T_i, D), standardised (used for the log only).
             labels: (N, C) their multi-hot labels.
             trimmed: ``(clips (T_j, D), labels (M, C))`` standardised alike, or None.
             settings: the loop's ``TrainSettings``; rng: its generator; device: its device.
 
         Returns:
-            what ``train.json`` records under ``pretrain``.
+            the log (``train.json``'s ``pretrain``) and the reference (None: transfer off).
         """
-        self._trimmed = None
         if not self.knowledge_transfer:
-            return {"kt": "off: switched off (knowledge_transfer: false)"}
+            return Pretrained(log={"kt": "off: switched off (knowledge_transfer: false)"})
         if trimmed is None or len(trimmed[0]) == 0:
             logger.warning("tsrnet: the dataset has no trimmed clips, so the knowledge transfer "
                            "(L_KT, Eq. 6-8) is off; training with L_SA alone")
-            return {"kt": "off: the dataset has no trimmed clips"}
+            return Pretrained(log={"kt": "off: the dataset has no trimmed clips"})
         clips, clip_labels = trimmed
         clip_labels = np.asarray(clip_labels, dtype=np.float32)
         shared = (clip_labels.sum(axis=0) > 0) & (np.asarray(labels).sum(axis=0) > 0)
         if not shared.any():
             logger.warning("tsrnet: no trimmed clip shares a class with the training videos, so "
                            "the knowledge transfer (L_KT) is off")
-            return {"kt": "off: no trimmed clip shares a class with the training videos"}
+            return Pretrained(log={"kt": "off: no trimmed clip shares a class with the "
+                                           "training videos"})
         epochs = settings.epochs if self.trimmed_epochs is None else self.trimmed_epochs
         teacher = TSRNet(**self._config, knowledge_transfer=False,
                          lr_scales=self.lr_scales).to(device)
@@ -543,15 +571,17 @@ class TSRNet(nn.Module):
                               .to(device))
                 for s in range(len(self.stream_names)):
                     reps[s].append(out.pooled[s][0])
-        self.set_trimmed([torch.stack(r) for r in reps], torch.from_numpy(clip_labels).to(device))
-        return {
+        reference = self.trimmed_reference([torch.stack(r) for r in reps],
+                                           torch.from_numpy(clip_labels).to(device))
+        log = {
             "kt": "on",
             "trimmed_clips": len(clips),
             "kt_classes": int(shared.sum()),
-            "untrimmed_videos": len(feats),
+            "untrimmed_videos": len(videos),
             "trimmed_epochs": epochs,
             "trimmed_loss": curve,
         }
+        return Pretrained(log=log, reference=reference, used_trimmed=True)
 
 
 def _fit_classifier(
@@ -559,7 +589,7 @@ def _fit_classifier(
     seqs: list[np.ndarray],
     labels: np.ndarray,
     *,
-    settings: Any,
+    settings: TrainSettings,
     rng: np.random.Generator,
     device: torch.device,
     epochs: int,
@@ -569,65 +599,13 @@ def _fit_classifier(
     Uses the loop's optimizer (``settings.optimizer``: adam or sgd with ``momentum``), weight
     decay, per-stream learning rates (:meth:`TSRNet.param_groups`) and step schedule.
     """
-    groups = net.param_groups(settings.lr)
-    if getattr(settings, "optimizer", "adam") == "sgd":
-        opt: torch.optim.Optimizer = torch.optim.SGD(
-            groups, lr=settings.lr, momentum=getattr(settings, "momentum", 0.9),
-            weight_decay=settings.weight_decay)
-    else:
-        opt = torch.optim.Adam(groups, lr=settings.lr, weight_decay=settings.weight_decay)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(
-        opt, milestones=list(settings.lr_milestones), gamma=settings.lr_gamma)
-    net.train()
-    curve = fit_on_sequences(
+    opt = make_optimizer(net.param_groups(settings.lr), optimizer=settings.optimizer,
+                         lr=settings.lr, weight_decay=settings.weight_decay,
+                         momentum=settings.momentum)
+    return fit(
         net, seqs, labels,
-        loss_of=lambda out, y, mask, epoch: torch.stack(net.classification_loss(out, y)).sum(),
+        loss_of=lambda out, y, mask, epoch, step: (
+            torch.stack(net.classification_loss(out, y)).sum(), {}),
         opt=opt, epochs=epochs, batch_size=settings.batch_size, max_seqlen=settings.max_seqlen,
-        rng=rng, device=device, schedule=schedule)
-    return curve
-
-
-@register_model("tsrnet")
-def tsrnet(
-    *,
-    in_dim: int,
-    num_classes: int,
-    streams: dict[str, list[int]] | None = None,
-    stream: str = "both",
-    hops: int = 4,
-    attention_hidden: int = 256,
-    fc_hidden: int = 512,
-    dropout: float = 0.8,
-    fc_activation: str = "none",
-    attention: bool = True,
-    alpha: float = 10.0,
-    beta: float = 1.0,
-    knowledge_transfer: bool = True,
-    kt_fc2: bool = True,
-    kt_weight: float = 1.0,
-    kt_sigma: float | None = None,
-    trimmed_epochs: int | None = None,
-    theta: float = 0.5,
-    detect_threshold: float = 0.2,
-    attention_norm: str = "minmax",
-    lr_scales: dict[str, float] | None = None,
-) -> TSRNet:
-    """Build TSRNet.
-
-    Paper settings: dropout 0.8, θ = 0.5, detection threshold 0.2, RGB / flow learning rates
-    1e-4 / 5e-4 (``lr_scales`` None: ×1 RGB, ×5 flow of the loop's lr; the optimizer, SGD with
-    momentum 0.9, and the schedule are the loop's). Choices the paper leaves open: ``hops``,
-    ``attention_hidden`` (b), ``fc_hidden``, α and β, ``kt_sigma`` (median heuristic),
-    ``attention_norm`` (max), linear FC layers (``fc_activation``) and the trimmed network's
-    epochs. Ablation switches (Fig. 3, tables 1 and 3): ``streams`` / ``stream``
-    (two-stream, RGB, flow), ``attention`` (+SA), ``knowledge_transfer`` (+KT), ``kt_fc2``
-    (w/o L_FC2).
-    """
-    return TSRNet(
-        in_dim=in_dim, num_classes=num_classes, streams=streams, stream=stream, hops=hops,
-        attention_hidden=attention_hidden, fc_hidden=fc_hidden, dropout=dropout,
-        fc_activation=fc_activation, attention=attention, alpha=alpha, beta=beta,
-        knowledge_transfer=knowledge_transfer, kt_fc2=kt_fc2, kt_weight=kt_weight,
-        kt_sigma=kt_sigma, trimmed_epochs=trimmed_epochs, theta=theta,
-        detect_threshold=detect_threshold, attention_norm=attention_norm, lr_scales=lr_scales,
-    )
+        rng=rng, device=device, name="tsrnet trimmed network",
+        schedule=step_schedule(opt, settings.lr_milestones, settings.lr_gamma)).loss
