@@ -183,6 +183,20 @@ class StreamTimes:
         return self.first * self.time_base
 
 
+def _open_container(path: Path) -> tuple[Any, Any]:
+    """``(container, first video stream)`` opened with PyAV; failures are :class:`VideoError`."""
+    import av  # PyAV: exact pts and time bases
+
+    try:
+        container = av.open(str(path))
+    except Exception as err:
+        raise VideoError(f"{path}: cannot be opened as a video container ({err})") from err
+    if not container.streams.video:
+        container.close()
+        raise VideoError(f"{path}: has no video stream")
+    return container, container.streams.video[0]
+
+
 def read_stream_times(video: str | os.PathLike[str]) -> StreamTimes | None:
     """Read every frame's integer pts of the first video stream, by demuxing (no decoding).
 
@@ -196,17 +210,9 @@ def read_stream_times(video: str | os.PathLike[str]) -> StreamTimes | None:
     Raises:
         VideoError: the file cannot be opened or has no video stream.
     """
-    import av  # PyAV: exact pts and time bases
-
     path = Path(video)
-    try:
-        container = av.open(str(path))
-    except Exception as err:
-        raise VideoError(f"{path}: cannot be opened as a video container ({err})") from err
+    container, stream = _open_container(path)
     with container:
-        if not container.streams.video:
-            raise VideoError(f"{path}: has no video stream")
-        stream = container.streams.video[0]
         time_base = stream.time_base
         if time_base is None or time_base <= 0:
             return None
@@ -438,21 +444,13 @@ def header_duration(video: str | os.PathLike[str]) -> float:
         VideoError: the file is missing, empty, not a container, has no video stream or no
             duration in its header.
     """
-    import av
-
     path = Path(video)
     if not path.is_file():
         raise VideoError(f"{path}: no such file" if not path.exists() else f"{path}: not a file")
     if path.stat().st_size == 0:
         raise VideoError(f"{path}: zero-length file")
-    try:
-        container = av.open(str(path))
-    except Exception as err:
-        raise VideoError(f"{path}: cannot be opened as a video container ({err})") from err
+    container, stream = _open_container(path)
     with container:
-        if not container.streams.video:
-            raise VideoError(f"{path}: has no video stream")
-        stream = container.streams.video[0]
         if stream.duration is not None and stream.time_base:
             return float(stream.duration * stream.time_base)
         if container.duration is not None:
