@@ -21,7 +21,7 @@ import torch
 import wtal
 from extractors.features import load_features, resolve_device
 from wtal.datasets import load_index
-from wtal.io import atomic_path, write_json
+from wtal.io import save_torch, write_json
 from wtal.losses import video_loss
 from wtal.models import build_model, builder_parameters
 from wtal.progress import progress_bar
@@ -322,8 +322,7 @@ def train(
         "dataset": index["dataset"],
         "code_version": wtal.__version__,
     }
-    with atomic_path(model_out, suffix=".pt") as tmp:
-        torch.save(checkpoint, tmp)
+    save_torch(model_out, checkpoint)
     log = {
         "model": model,
         "dataset": index["dataset"],
