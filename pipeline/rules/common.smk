@@ -8,12 +8,14 @@ from snakemake.utils import validate
 import extractors
 import wtal
 from wtal.ablation import merge_settings
-from wtal.datasets import load_index, resolve_folder, videos_of_split
+from wtal.checks import check_model_datasets, check_model_settings, check_settings
+from wtal.datasets import input_listing, load_index, resolve_folder, videos_of_split
 
 BASE = Path(workflow.basedir)
 CONFIG_DIR = BASE / "pipeline" / "config"
 SCHEMAS = BASE / "pipeline" / "schemas"
 
+check_settings(config, SCHEMAS / "config.schema.yaml", "config")  # a short message
 validate(config, schema=str(SCHEMAS / "config.schema.yaml"))
 
 
@@ -33,6 +35,11 @@ DATASETS = sorted(
 MODELS = sorted({p.stem for p in (CONFIG_DIR / "models").glob("*.yaml")})
 _DATASET_CACHE = {}
 _MODEL_CACHE = {}
+for _model in MODELS:  # a per-dataset block of an unknown dataset would be ignored
+    _file = CONFIG_DIR / "models" / f"{_model}.yaml"
+    check_model_datasets(_model, _read_yaml(_file).get("datasets"), DATASETS, source=str(_file))
+    check_model_datasets(_model, (config["models"].get(_model) or {}).get("datasets"), DATASETS,
+                         source=f"config models.{_model}")
 
 
 def dataset_config(name):
@@ -44,6 +51,7 @@ def dataset_config(name):
         merged.setdefault("name", name)
         if "features_dir" in merged:
             merged.setdefault("format", "features")
+        check_settings(merged, SCHEMAS / "dataset.schema.yaml", f"dataset {name}")
         validate(merged, schema=str(SCHEMAS / "dataset.schema.yaml"))
         if merged["format"] == "features":
             merged = features_dataset(merged)
@@ -90,7 +98,10 @@ def model_config(model, dataset):
     key = (model, dataset)
     if key not in _MODEL_CACHE:
         merged = _merged_model_config(model, dataset)
+        where = f"model {model} on dataset {dataset}"
+        check_settings(merged, SCHEMAS / "model.schema.yaml", where)
         validate(merged, schema=str(SCHEMAS / "model.schema.yaml"))
+        check_model_settings(model, merged, where=where)  # args against the builder
         _MODEL_CACHE[key] = merged
     return _MODEL_CACHE[key]
 
@@ -222,7 +233,9 @@ def index_params(wildcards):
     cfg = dataset_config(wildcards.dataset)
     # everything the index depends on, and nothing else (a changed param reruns the index)
     skip = ("flow", "features", "evaluation", "tiou", "synthetic")
-    return {key: value for key, value in cfg.items() if key not in skip}
+    params = {key: value for key, value in cfg.items() if key not in skip}
+    # the set of video / feature files it would find: a file that appears reruns the index
+    return {**params, "input_files": input_listing(cfg)}
 
 
 def dataset_fps(wildcards):
