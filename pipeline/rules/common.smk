@@ -234,8 +234,10 @@ def index_params(wildcards):
     # everything the index depends on, and nothing else (a changed param reruns the index)
     skip = ("flow", "features", "evaluation", "tiou", "synthetic")
     params = {key: value for key, value in cfg.items() if key not in skip}
-    # the set of video / feature files it would find: a file that appears reruns the index
-    return {**params, "input_files": input_listing(cfg)}
+    listing = input_listing(cfg)  # "" for a synthetic dataset, whose folder is the input
+    if listing:  # the set of video / feature files it would find: a new one reruns the index
+        params["input_files"] = listing
+    return params
 
 
 def dataset_fps(wildcards):

@@ -106,6 +106,10 @@ def test_rule_scripts_find_the_project_without_it_installed(tmp_path: Path) -> N
     import hook there is never loaded, and without PYTHONPATH: ``import wtal`` only works if
     the script finds the project itself. The Snakefile's own imports work in any case
     (Snakemake puts the workflow folder on the main process's path).
+
+    This held before issue 17 too: Snakemake's script preamble extends every script job's
+    ``sys.path`` with the main process's (which holds the workflow folder), also for a conda
+    environment's Python. The test guards that the scripts keep relying on nothing more.
     """
     import site
     import venv
