@@ -1482,14 +1482,21 @@ def validate_detections(
             continue
         if not lenient:
             i = int(rows[0])
-            extra = (f" (classes: {sorted(classes)}); wrong dataset or class list?"
-                     if what == DETECTION_PROBLEMS[0] and classes is not None else "")
             label = ("a class id not in the class list" if raw.labels[i] is None
                      else repr(raw.labels[i]))
+            if what == DETECTION_PROBLEMS[0] and classes is not None:
+                names = sorted({str(raw.labels[j]) if raw.labels[j] is not None else
+                                "(class ids not in the class list)" for j in rows.tolist()})
+                raise ValueError(
+                    f"{source}: labels that are not classes of the dataset: {names} "
+                    f"(classes: {sorted(classes)}); wrong dataset or class list? "
+                    f"({len(rows)} detection(s), first in video "
+                    f"{raw.names[int(raw.video[i])]!r}; wtal eval --lenient skips them)"
+                )
             raise ValueError(
                 f"{source}: {len(rows)} detection(s) whose {what}, first in video "
                 f"{raw.names[int(raw.video[i])]!r}: segment {seg[i].tolist()}, label "
-                f"{label}, score {raw.scores[i]!r}{extra} (wtal eval --lenient skips them)"
+                f"{label}, score {raw.scores[i]!r} (wtal eval --lenient skips them)"
             )
         counts[what] = len(rows)
         bad_any |= bad

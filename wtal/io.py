@@ -112,6 +112,9 @@ def _no_duplicate_keys(path: str | os.PathLike[str]) -> Any:
     ``json`` module would silently keep the last)."""
 
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        fast = dict(pairs)
+        if len(fast) == len(pairs):  # the common case, at C speed
+            return fast
         out: dict[str, Any] = {}
         for key, value in pairs:
             if key in out:

@@ -480,7 +480,7 @@ def test_evaluate_writes_documented_keys(tmp_path: Path) -> None:
     sub = preds({"v1": [(0, 10, "A", 0.9), (0, 10, "Q", 0.9)], "v2": [(0, 4, "B", 0.5)]})
     sub["video_scores"] = {"v1": {"A": 0.9, "B": 0.1}, "v2": {"A": 0.2, "B": 0.8}}
     det = write(tmp_path / "det.json", sub)
-    with pytest.raises(ValueError, match=r"det\.json: 1 detection.*not a class of the dataset"):
+    with pytest.raises(ValueError, match=r"det\.json: labels that are not classes.*\[.Q.\]"):
         evaluate(gt, det, subset="validation", tious=[0.3, 0.5])  # strict unless lenient
     out = evaluate(gt, det, subset="validation", tious=[0.3, 0.5], dataset="anet", model="m",
                    lenient=True)

@@ -324,7 +324,7 @@ def test_unknown_labels_and_class_ids_are_reported_not_raised(tmp_path: Path) ->
             ("v.mpeg", 0.0, 10.0, 99, 0.2)]
     folder = write_gt_folder(tmp_path / "gt", gt_files, CLASSES)
     det = write_det_file(tmp_path / "det.txt", rows)
-    with pytest.raises(ValueError, match=r"det\.txt: 2 detection.*not a class"):
+    with pytest.raises(ValueError, match=r"det\.txt: labels that are not classes.*2 detection"):
         evaluate(folder, det, subset="test", tious=[0.5], protocol="thumos14")  # not lenient
     out = evaluate(folder, det, subset="test", tious=[0.5], protocol="thumos14", lenient=True)
     assert out["unknown_labels"] == {"class id 99": 2}
@@ -563,7 +563,7 @@ def test_cli_thumos14_on_official_folder_and_text(tmp_path: Path,
     err = capsys.readouterr().err
     assert err.count("error") == 1
     assert str(det) in err
-    assert "not a class" in err
+    assert "not classes of the dataset" in err
     code = main(["eval", "--ground-truth", str(folder), "--predictions", str(det),
                  "--protocol", "thumos14", "--out", str(out), "--lenient"])
     assert code == 0
