@@ -40,7 +40,7 @@ import numpy as np
 
 from extractors.grid import SnippetGrid
 from wtal.datasets import IndexBuilder, check_labels, classes_of, read_anet_database
-from wtal.io import save_npy, write_json
+from wtal.io import current_umask, save_npy, write_json
 
 LAYOUTS = ("per_video", "basnet", "wtalc")
 
@@ -89,6 +89,9 @@ def read_wtalc_annotations(folder: str | os.PathLike[str]) -> dict[str, dict[str
         anns = []
         for seg, lab in zip(segs, labs, strict=True):
             start, end = float(seg[0]), float(seg[1])
+            if not (np.isfinite(start) and np.isfinite(end)):
+                raise ValueError(f"{folder / 'segments.npy'}: video {name}: segment "
+                                 f"[{start}, {end}] is not finite")
             if not end > start or start < 0:
                 raise ValueError(f"{folder / 'segments.npy'}: video {name}: segment "
                                  f"[{start}, {end}] is empty or negative")
@@ -96,6 +99,51 @@ def read_wtalc_annotations(folder: str | os.PathLike[str]) -> dict[str, dict[str
         database[name] = {"subset": subsets[row], "duration": float(durations[row]),
                           "annotations": anns, "row": row}
     return database
+
+
+#: Rows × snippet_seconds may differ from the annotated duration by this many snippets (a
+#: tail shorter than one snippet forms no row; encoders pad or drop a frame or two).
+DEFAULT_SNIPPET_TOLERANCE = 2.0
+
+
+def check_feature_duration(video: str, rows: int, duration: float, *, snippet_seconds: float,
+                           tolerance: float, source: Any, annotations: Any) -> float:
+    """Check that a video's feature rows cover its annotated duration; return the difference.
+
+    Raises:
+        ValueError: ``|rows × snippet_seconds − duration|`` exceeds ``tolerance`` snippets,
+            naming the video, its feature file, both numbers and the key to fix. A wrong
+            ``snippet_seconds`` maps every detection to the wrong time and gives a wrong
+            mAP without any other sign.
+    """
+    covered = rows * snippet_seconds
+    diff = abs(covered - float(duration))
+    if diff > tolerance * snippet_seconds + 1e-9:
+        raise ValueError(
+            f"{source}: video {video}: {rows} feature rows x snippet_seconds {snippet_seconds} "
+            f"= {covered:.2f} s, but {annotations} gives a duration of {float(duration):.2f} s "
+            f"(a difference of {diff / snippet_seconds:.1f} snippets, more than "
+            f"snippet_tolerance {tolerance}); set snippet_seconds to the time one feature row "
+            f"covers (or snippet_tolerance: null to skip this check)"
+        )
+    return diff
+
+
+def _rows(path: Path) -> int:
+    """Rows of a ``.npy`` feature file, from its header."""
+    try:
+        shape = np.load(path, mmap_mode="r").shape
+    except (ValueError, OSError) as err:
+        raise ValueError(f"{path}: not a readable .npy array ({err})") from None
+    if len(shape) != 2:
+        raise ValueError(f"{path}: expected a (T, D) array, got shape {shape}")
+    return int(shape[0])
+
+
+def _joint_rows(path: Path) -> list[int]:
+    """Rows of every video's array of a W-TALC joint feature file."""
+    joint = np.load(path, allow_pickle=True, encoding="bytes")
+    return [int(np.asarray(x).shape[0]) for x in joint]
 
 
 def find_joint(features_dir: Path, name: str | None) -> Path:
@@ -152,7 +200,12 @@ def build_features_index(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
     check_labels(ann, database, classes, list(splits))
     builder = IndexBuilder(dataset=cfg["name"], classes=classes, fps=1.0 / cfg["snippet_seconds"])
     joint = find_joint(features_dir, cfg.get("features_file")) if layout == "wtalc" else None
+    joint_rows = _joint_rows(joint) if joint is not None else None
     prefix = cfg.get("video_prefix", "v_")
+    snippet_seconds = float(cfg["snippet_seconds"])
+    tolerance = cfg.get("snippet_tolerance", DEFAULT_SNIPPET_TOLERANCE)
+    check = {"snippet_seconds": snippet_seconds, "snippet_tolerance": tolerance,
+             "videos_checked": 0, "max_difference_seconds": 0.0, "worst_video": None}
     for key in sorted(database):
         entry = database[key]
         split = splits.get(entry["subset"])
@@ -169,9 +222,18 @@ def build_features_index(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
                                               f"(layout {layout})"})
             continue
         duration = entry["duration"]
+        if layout == "wtalc":
+            rows, source = joint_rows[entry["row"]], f"{joint} (row {entry['row']})"
+        else:
+            rows, source = _rows(Path(sources[0])), sources[0]
         if duration is None:  # BaSNet's gt.json has none: rows x snippet_seconds
-            rows = np.load(sources[0], mmap_mode="r").shape[0] if layout != "wtalc" else None
-            duration = rows * cfg["snippet_seconds"] if rows else None
+            duration = rows * snippet_seconds
+        elif tolerance is not None:
+            diff = check_feature_duration(name, rows, duration, snippet_seconds=snippet_seconds,
+                                          tolerance=tolerance, source=source, annotations=ann)
+            check["videos_checked"] += 1
+            if diff >= check["max_difference_seconds"]:
+                check["max_difference_seconds"], check["worst_video"] = round(diff, 6), name
         record = {
             "path": None,
             "subset": entry["subset"],
@@ -183,7 +245,7 @@ def build_features_index(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
         }
         builder.add(name, record, entry["annotations"])
     return builder.finish(f"{cfg['name']} (features, {layout} layout, {ann.name})",
-                          snippet_seconds=cfg["snippet_seconds"],
+                          snippet_seconds=cfg["snippet_seconds"], duration_check=check,
                           streams=cfg.get("streams"))
 
 
@@ -202,6 +264,7 @@ def unpack_joint(joint_file: str | os.PathLike[str], annotations: str | os.PathL
     out = Path(out_dir)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes 0700; outputs follow the umask
     try:
         for name, feats in zip(names, joint, strict=True):
             np.save(tmp / f"{name}.npy", np.asarray(feats))
@@ -278,8 +341,10 @@ def import_features(
                          f"infinite values (first in row {row}) in the features of {video}")
     for stream, (lo, hi) in (streams or {}).items():
         if not 0 <= lo < hi <= x.shape[1]:
-            raise ValueError(f"{video}: stream {stream} columns [{lo}, {hi}) are outside the "
-                             f"{x.shape[1]} feature columns")
+            where = files[0] if len(files) == 1 else ", ".join(str(f) for f in files)
+            raise ValueError(f"{where}: stream {stream} columns [{lo}, {hi}) (setting "
+                             f"'streams') are outside its {x.shape[1]} feature columns "
+                             f"(features of video {video})")
     x = x.astype(np.float32)
     grid = snippet_grid(x.shape[0], snippet_seconds)
     sidecar = {

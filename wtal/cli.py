@@ -220,12 +220,10 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from wtal.evaluate import DEFAULT_TIOUS, evaluate
     from wtal.io import write_json
 
-    try:
-        result = evaluate(Path(args.ground_truth), Path(args.predictions), subset=args.subset,
-                          tious=args.tiou, protocol=args.protocol, class_list=args.class_list)
-    except (ValueError, FileNotFoundError) as err:
-        print(f"wtal eval: error: {err}", file=sys.stderr)
-        raise
+    # an error is printed once, by main()
+    result = evaluate(Path(args.ground_truth), Path(args.predictions), subset=args.subset,
+                      tious=args.tiou, protocol=args.protocol, class_list=args.class_list,
+                      lenient=args.lenient)
     if args.out:
         write_json(args.out, result)
     names = {"anet": "ActivityNet", "thumos14": "THUMOS14"}
@@ -240,6 +238,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
     if result["unknown_labels"]:
         skipped = ", ".join(f"{k} ×{n}" for k, n in result["unknown_labels"].items())
         lines.append(f"skipped, not a class of the ground truth: {skipped}")
+    if result.get("skipped_detections"):
+        skipped = ", ".join(f"{k} ×{n}" for k, n in result["skipped_detections"].items())
+        lines.append(f"skipped, invalid (--lenient): {skipped}")
     lines += ["", f"{'tIoU':<11} {'mAP(%)':>6}"]
     lines += [f"{t:<11.2f} {m * 100:6.2f}" for t, m in zip(tious, result["mAP"], strict=True)]
     default = list(DEFAULT_TIOUS[args.protocol]) == tious
@@ -456,6 +457,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class-list", default=None,
                    help="detclasslist.txt giving the class ids of a text predictions file "
                    "(default: the one beside it, else the ground truth's)")
+    p.add_argument("--lenient", action="store_true",
+                   help="skip and count invalid detections (labels that are not classes of "
+                   "the ground truth, NaN or infinite scores or times, negative, empty or "
+                   "inverted segments) instead of stopping with an error naming the file")
     p.add_argument("--out", help="JSON to write (tiou, mAP, average_mAP, per_class, ...)")
     p.set_defaults(func=cmd_eval)
 

@@ -26,14 +26,16 @@ Written files:
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wtal.io import read_json, write_json
+from wtal.io import read_json, read_text, write_json
 
 log = logging.getLogger(__name__)
 
@@ -193,7 +195,7 @@ def parse_annotation_file(path: Path, label: str) -> list[Segment]:
             naming the file and the line.
     """
     segments = []
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue
@@ -207,6 +209,9 @@ def parse_annotation_file(path: Path, label: str) -> list[Segment]:
             raise ValueError(
                 f"{path}:{lineno}: start and end must be numbers, got {line.strip()!r}"
             ) from None
+        if not (math.isfinite(start) and math.isfinite(end)):
+            raise ValueError(f"{path}:{lineno}: start and end must be finite, got "
+                             f"{line.strip()!r}")
         if not end > start:
             raise ValueError(f"{path}:{lineno}: end {end} is not after start {start}")
         if start < 0:
@@ -247,7 +252,8 @@ def read_thumos_subset(
     """All class segments and Ambiguous segments of one subset.
 
     Every class must have its file (an empty file is fine); a missing Ambiguous file means no
-    ambiguous segments. A ``<Name>_<suffix>.txt`` whose class is not configured is an error
+    ambiguous segments (:func:`build_index` records and warns about it: it changes the
+    THUMOS14-protocol numbers). A ``<Name>_<suffix>.txt`` whose class is not configured is an error
     (a misspelt class would otherwise be dropped silently).
     """
     if not folder.is_dir():
@@ -380,6 +386,7 @@ def build_index(
     read = []
     found: dict[str, Path] = {}
     unfound: dict[str, Path] = {}
+    ambiguous_missing: list[dict[str, str]] = []
     for spec in subsets:
         if spec.annotations is None or spec.suffix is None or spec.videos is None:
             raise ValueError(f"{dataset}: subset {spec.name} needs videos, annotations, suffix")
@@ -388,6 +395,12 @@ def build_index(
         names = sorted({s.video for s in segments} | {s.video for s in amb})
         video_folder = resolve_folder(base, spec.videos)
         read.append((spec, segments, amb, names))
+        amb_path = folder / f"{AMBIGUOUS}_{spec.suffix}.txt"
+        if not amb_path.exists():
+            log.warning("%s: %s is missing: subset %s has no Ambiguous segments, which changes "
+                        "the THUMOS14-protocol numbers (recorded in index.json "
+                        "'ambiguous_missing')", dataset, amb_path, spec.name)
+            ambiguous_missing.append({"subset": spec.name, "file": str(amb_path)})
         for name in names:
             if name in seen:
                 raise ValueError(f"{dataset}: video {name} appears in two subsets")
@@ -422,7 +435,8 @@ def build_index(
     _add_trimmed(builder, trimmed, base)
     return builder.finish(f"{dataset} (THUMOS14 text format, normalised)",
                           known_bad={"exclude": list(policy.exclude),
-                                     "out_of_range": policy.out_of_range})
+                                     "out_of_range": policy.out_of_range},
+                          ambiguous_missing=ambiguous_missing)
 
 
 # ---- ActivityNet JSON ------------------------------------------------------------------------
@@ -448,8 +462,8 @@ def read_anet_database(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]
                 duration = float(duration)
             except (TypeError, ValueError):
                 raise ValueError(f"{where}: duration {duration!r} is not a number") from None
-            if not duration > 0:
-                raise ValueError(f"{where}: duration {duration} is not positive")
+            if not (duration > 0 and math.isfinite(duration)):
+                raise ValueError(f"{where}: duration {duration} is not a positive finite number")
         anns = []
         for k, ann in enumerate(entry.get("annotations", [])):
             if not isinstance(ann, dict) or "segment" not in ann or "label" not in ann:
@@ -463,6 +477,10 @@ def read_anet_database(path: str | os.PathLike[str]) -> dict[str, dict[str, Any]
                 raise ValueError(
                     f"{where}.annotations[{k}]: segment {seg!r} is not [start, end]"
                 ) from None
+            if not (math.isfinite(start) and math.isfinite(end)):
+                raise ValueError(
+                    f"{where}.annotations[{k}]: segment [{start}, {end}] is not finite"
+                )
             if not end > start or start < 0:
                 raise ValueError(
                     f"{where}.annotations[{k}]: segment [{start}, {end}] is empty or negative"
@@ -645,6 +663,50 @@ def index_dataset(
         "name": dataset, "format": "thumos14", "classes": list(classes),
         "subsets": list(subsets), "fps": fps, "root": root, "known_bad": known_bad,
     })
+
+
+def input_listing(cfg: Mapping[str, Any]) -> str:
+    """A digest of the set of video or feature files the index stage of ``cfg`` would find.
+
+    For the pipeline's ``params:`` of the index rule: when a video (or a feature file) appears
+    or disappears, the digest changes and Snakemake reruns the index, so that a video listed
+    as ``missing`` is picked up once its file exists. File names only (relative to the folder
+    listed), sorted; a folder that does not exist counts as such. ``""`` for a synthetic
+    dataset, whose generated folder is the index's input.
+    """
+    if cfg.get("synthetic") is not None:
+        return ""
+    fmt = cfg.get("format", "thumos14")
+    base = Path(cfg.get("root", "."))
+    entries: list[str] = []
+
+    def add(folder: Path, files: Sequence[str]) -> None:
+        entries.extend(f"{folder}/{name}" for name in sorted(files))
+
+    def folder_of(relative: str) -> Path | None:
+        try:
+            return resolve_folder(base, relative)
+        except FileNotFoundError:
+            entries.append(f"{base / relative}: no folder")
+            return None
+
+    if fmt == "features":
+        root = Path(cfg["features_dir"])
+        if root.is_dir():
+            add(root, [str(p.relative_to(root)) for p in root.rglob("*.npy")])
+        else:
+            entries.append(f"{root}: no folder")
+    else:
+        relatives = [s["videos"] for s in cfg.get("subsets", []) if s.get("videos")]
+        if fmt == "activitynet":
+            relatives.append(cfg.get("videos", "videos"))
+        for relative in sorted(set(relatives)):
+            folder = folder_of(relative)
+            if folder is not None and folder.is_dir():
+                add(folder, [p.name for p in folder.iterdir()
+                             if p.suffix.lower() in VIDEO_EXTENSIONS])
+    digest = hashlib.sha256("\n".join(entries).encode("utf-8")).hexdigest()
+    return f"sha256:{digest[:16]} ({len(entries)} entries)"
 
 
 def load_index(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -53,6 +53,7 @@ format (``video t1 t2 classid conf`` per line). ``evaluate`` builds the ``map.js
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import os
@@ -64,7 +65,7 @@ from typing import Any
 
 import numpy as np
 
-from wtal.io import atomic_open, read_json
+from wtal.io import atomic_open, read_json, read_text
 
 __all__ = [
     "DEFAULT_TIOUS",
@@ -90,6 +91,7 @@ __all__ = [
     "thumos14_detection_map",
     "thumos14_ground_truth_from_json",
     "thumos_overlap",
+    "validate_detections",
     "write_thumos14_detections",
 ]
 
@@ -742,10 +744,7 @@ def _readonly(arr: np.ndarray) -> np.ndarray:
 
 def _lines(path: Path) -> list[tuple[int, list[str]]]:
     """Non-blank lines of a text file, split on any whitespace, with 1-based line numbers."""
-    try:
-        text = path.read_text()
-    except UnicodeDecodeError as err:
-        raise ValueError(f"{path}: not a text file ({err})") from None
+    text = read_text(path)  # UTF-8, a byte-order mark skipped; else an error naming the line
     return [(n, f) for n, line in enumerate(text.splitlines(), start=1) if (f := line.split())]
 
 
@@ -1203,8 +1202,9 @@ def anet_detection_map(
     gt = _parse_ground_truth(ground_truth, subset, "ground truth")
     if not gt.labels:
         raise ValueError(f"ground truth: subset {subset!r} has no annotated instances")
-    return _anet_result(gt, _raw_from_json(predictions, "predictions"), thresholds,
-                        "ground truth")
+    raw, _ = validate_detections(_raw_from_json(predictions, "predictions"),
+                                 source="predictions", segments=False)
+    return _anet_result(gt, raw, thresholds, "ground truth")
 
 
 @dataclass(frozen=True)
@@ -1285,11 +1285,6 @@ def _thumos_result(gt: ThumosGroundTruth, raw: _RawPredictions, tious: np.ndarra
     """The THUMOS14 protocol on parsed inputs."""
     index = {name: i for i, name in enumerate(gt.classes)}
     preds = _index_predictions(raw, index)
-    finite = np.isfinite(preds.segments).all(axis=1) & np.isfinite(preds.scores)
-    if not finite.all():
-        bad = preds.names[int(preds.video[np.argmin(finite)])]
-        raise ValueError(f"predictions: video {bad!r}: segment and score must be finite for "
-                         f"the THUMOS14 protocol")
     n_classes = len(gt.classes)
     labels = gt.instance_labels
     npos = np.bincount(labels, minlength=n_classes)
@@ -1353,6 +1348,7 @@ def thumos14_detection_map(
     raw = (_raw_from_text(predictions, class_ids if class_ids is not None else gt.class_ids)
            if isinstance(predictions, ThumosDetections)
            else _raw_from_json(predictions, "predictions"))
+    raw, _ = validate_detections(raw, source="predictions", segments=False)
     return _thumos_result(gt, raw, thresholds, "ground truth")
 
 
@@ -1485,37 +1481,111 @@ def dataset_classes(ground_truth: Mapping[str, Any],
     return classes
 
 
-def check_predictions(raw: _RawPredictions, classes: set[str], source: str) -> None:
-    """Strict checks of a predictions file, raising ``ValueError`` naming it.
+#: What :func:`validate_detections` refuses (strict) or skips and counts (lenient), by reason.
+DETECTION_PROBLEMS = (
+    "label is not a class of the dataset",
+    "score is not finite",
+    "segment is not finite",
+    "segment starts before 0 s",
+    "segment is empty or inverted (end <= start)",
+)
 
-    Refused: a label (or class id) that is not a class of the dataset at all (a label of the
-    dataset without instances in the evaluated subset is fine: it only adds false positives),
-    a non-finite segment, a segment starting before 0 s, and an empty or inverted segment
-    (end <= start).
+
+def _select(raw: _RawPredictions, keep: np.ndarray) -> _RawPredictions:
+    rows = np.flatnonzero(keep).tolist()
+    return _RawPredictions(
+        names=raw.names,
+        video=raw.video[keep],
+        labels=tuple(raw.labels[i] for i in rows),
+        segments=raw.segments.reshape(-1, 2)[keep],
+        scores=tuple(raw.scores[i] for i in rows),
+        unknown=raw.unknown,
+        video_scores=raw.video_scores,
+    )
+
+
+def validate_detections(
+    raw: _RawPredictions, *, source: str, classes: set[str] | None = None,
+    lenient: bool = False, segments: bool = True,
+) -> tuple[_RawPredictions, dict[str, int]]:
+    """The one check of a detections file, for every protocol, the pipeline and ``wtal eval``.
+
+    Refused (the reasons of :data:`DETECTION_PROBLEMS`): a label (or class id) that is not a
+    class of the dataset at all (only when ``classes`` is given; a class of the dataset without
+    instances in the evaluated subset is fine: it only adds false positives; when lenient,
+    the protocols skip such labels and count them under ``unknown_labels``), a score or
+    segment that is NaN or infinite, a segment starting before 0 s, an empty or inverted
+    segment (end <= start).
+
+    Args:
+        raw: the parsed detections.
+        source: the file, for the message.
+        classes: every class of the dataset; None skips the label check.
+        lenient: skip the refused detections and count them instead of raising.
+        segments: refuse negative, empty and inverted segments too. The official-semantics
+            functions (:func:`anet_detection_map`, :func:`thumos14_detection_map`) pass
+            False: the official code gives such segments a defined result, but none to NaN.
+
+    Returns:
+        ``(detections kept, {reason: count})``; the counts are empty when nothing was skipped.
+
+    Raises:
+        ValueError: (not lenient) naming the file, the reason, how many detections and the
+            first one's video, segment, label and score.
     """
-    unknown = {label for label in raw.labels if label is not None and label not in classes}
-    unknown |= set(raw.unknown)
-    if unknown:
-        raise ValueError(
-            f"{source}: labels that are not classes of the dataset: {sorted(unknown)} "
-            f"(classes: {sorted(classes)}); wrong dataset or class list?"
-        )
     seg = raw.segments.reshape(-1, 2)
+    n = len(raw.labels)
+    scores = np.array([float(x) for x in raw.scores], dtype=np.float64).reshape(n)
+    unknown_label = np.zeros(n, dtype=bool)
+    if classes is not None and not lenient:  # lenient: the protocols skip and count them
+        unknown_label = np.fromiter((label is None or label not in classes
+                                     for label in raw.labels), dtype=bool, count=n)
     finite = np.isfinite(seg).all(axis=1)
     clean = np.where(finite[:, None], seg, 0.0)
-    problems = [
-        (~finite, "is not finite"),
-        (finite & (clean[:, 0] < 0), "starts before 0 s"),
-        (finite & (clean[:, 1] <= clean[:, 0]), "is empty or inverted (end <= start)"),
+    checks = [
+        unknown_label,
+        ~np.isfinite(scores),
+        ~finite,
+        finite & (clean[:, 0] < 0) & segments,
+        finite & (clean[:, 1] <= clean[:, 0]) & segments,
     ]
-    for bad, what in problems:
+    counts: dict[str, int] = {}
+    bad_any = np.zeros(n, dtype=bool)
+    for what, bad in zip(DETECTION_PROBLEMS, checks, strict=True):
+        bad = bad & ~bad_any  # each detection counted once, under its first problem
         rows = np.flatnonzero(bad)
-        if len(rows):
+        if not len(rows):
+            continue
+        if not lenient:
             i = int(rows[0])
+            label = ("a class id not in the class list" if raw.labels[i] is None
+                     else repr(raw.labels[i]))
+            if what == DETECTION_PROBLEMS[0] and classes is not None:
+                names = sorted({str(raw.labels[j]) if raw.labels[j] is not None else
+                                "(class ids not in the class list)" for j in rows.tolist()})
+                raise ValueError(
+                    f"{source}: labels that are not classes of the dataset: {names} "
+                    f"(classes: {sorted(classes)}); wrong dataset or class list? "
+                    f"({len(rows)} detection(s), first in video "
+                    f"{raw.names[int(raw.video[i])]!r}; wtal eval --lenient skips them)"
+                )
             raise ValueError(
-                f"{source}: {len(rows)} detection(s) whose segment {what}, first in video "
-                f"{raw.names[int(raw.video[i])]!r}: {seg[i].tolist()} ({raw.labels[i]!r})"
+                f"{source}: {len(rows)} detection(s) whose {what}, first in video "
+                f"{raw.names[int(raw.video[i])]!r}: segment {seg[i].tolist()}, label "
+                f"{label}, score {raw.scores[i]!r} (wtal eval --lenient skips them)"
             )
+        counts[what] = len(rows)
+        bad_any |= bad
+    if not counts:
+        return raw, {}
+    logger.warning("%s: skipped %d invalid detections (lenient): %s", source,
+                   int(bad_any.sum()), ", ".join(f"{k}: {v}" for k, v in counts.items()))
+    return _select(raw, ~bad_any), counts
+
+
+def check_predictions(raw: _RawPredictions, classes: set[str], source: str) -> None:
+    """Strict checks of a predictions file (:func:`validate_detections`, not lenient)."""
+    validate_detections(raw, source=source, classes=classes)
 
 
 def evaluate(
@@ -1529,7 +1599,8 @@ def evaluate(
     dataset: str | None = None,
     model: str | None = None,
     class_list: str | os.PathLike[str] | None = None,
-    strict: bool = False,
+    lenient: bool = False,
+    strict: bool = True,
 ) -> dict[str, Any]:
     """Evaluate a predictions file against a ground truth and return the ``map.json`` dict.
 
@@ -1547,10 +1618,12 @@ def evaluate(
         dataset: recorded in the result.
         model: recorded in the result.
         class_list: a ``detclasslist.txt`` for the ground-truth folder and text predictions.
-        strict: refuse predictions that cannot come from a model of this dataset
-            (:func:`check_predictions`: unknown labels, negative, empty or inverted segments)
-            instead of skipping and reporting them as the official code does. The pipeline's
-            evaluate stage is strict.
+        lenient: skip and count the detections that no model of this dataset can write
+            (:func:`validate_detections`: labels that are not classes of the dataset, NaN or
+            infinite scores and segments, negative, empty or inverted segments) instead of
+            refusing the file; the counts are under ``skipped_detections``. The pipeline's
+            evaluate stage is strict; ``wtal eval --lenient`` is lenient.
+        strict: ``False`` is ``lenient=True`` (kept for earlier callers).
 
     Returns:
         ``{"dataset", "model", "protocol", "subset", **block of the primary protocol,
@@ -1573,12 +1646,13 @@ def evaluate(
     inputs = _read_inputs(Path(ground_truth_path), Path(predictions_path), subset,
                           Path(class_list) if class_list is not None else None)
     gt_source = inputs.gt_source
-    if strict:
-        check_predictions(inputs.raw, dataset_classes(inputs.anet_gt, inputs.thumos_gt),
-                          inputs.pred_source)
     anet_view = _parse_ground_truth(inputs.anet_gt, subset, gt_source)
     if not anet_view.labels:
         raise ValueError(f"{gt_source}: subset {subset!r} has no annotated instances")
+    raw, skipped = validate_detections(
+        inputs.raw, source=inputs.pred_source, lenient=lenient or not strict,
+        classes=dataset_classes(inputs.anet_gt, inputs.thumos_gt))
+    inputs = dataclasses.replace(inputs, raw=raw)
     blocks: dict[str, dict[str, Any]] = {}
     for name in computed:
         if name == "anet":
@@ -1596,6 +1670,8 @@ def evaluate(
         **copy.deepcopy(blocks[protocol]),
         "protocols": blocks,
     }
+    if lenient or not strict:
+        out["skipped_detections"] = skipped
     if inputs.raw.video_scores is not None:
         out["classification"] = {
             "mAP": _classification_map(anet_view, inputs.raw.video_scores, inputs.pred_source)

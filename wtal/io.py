@@ -10,6 +10,7 @@ import contextlib
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -36,7 +37,17 @@ def temporaries_of(target: str | os.PathLike[str], suffix: str = "") -> list[Pat
 def remove_stale_temporaries(target: str | os.PathLike[str], suffix: str = "") -> None:
     """Delete what killed writers of ``target`` left behind (one writer per target at a time)."""
     for stale in temporaries_of(target, suffix):
-        stale.unlink(missing_ok=True)
+        if stale.is_dir():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+def current_umask() -> int:
+    """The process's umask (read without changing it for longer than a moment)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -54,6 +65,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
                                     dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp makes 0600; outputs follow the umask
     try:
         yield tmp
         os.replace(tmp, target)
@@ -76,13 +88,76 @@ def write_json(path: str | os.PathLike[str], obj: Any) -> None:
         handle.write("\n")
 
 
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON file; a parse error names the file."""
+def read_text(path: str | os.PathLike[str]) -> str:
+    """A UTF-8 text file's contents, without a leading byte-order mark.
+
+    Raises:
+        ValueError: the file is not UTF-8, naming the file, the line and the byte.
+    """
+    data = Path(path).read_bytes()
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
     try:
-        with open(path) as handle:
-            return json.load(handle)
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = data[: err.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}:{line}: not UTF-8 text (byte {data[err.start]:#04x} at offset {err.start}); "
+            f"save the file as UTF-8"
+        ) from None
+
+
+def _no_duplicate_keys(path: str | os.PathLike[str]) -> Any:
+    """An ``object_pairs_hook`` refusing a key that appears twice in one JSON object (the
+    ``json`` module would silently keep the last)."""
+
+    def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        fast = dict(pairs)
+        if len(fast) == len(pairs):  # the common case, at C speed
+            return fast
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                first = out[key]
+                where = ""
+                if isinstance(first, dict) and isinstance(value, dict) and (
+                        "subset" in first or "subset" in value):
+                    where = (f" (subsets {first.get('subset')!r} and {value.get('subset')!r}; "
+                             f"the second would replace the first)")
+                raise ValueError(f"{path}: key {key!r} appears twice in one object{where}")
+            out[key] = value
+        return out
+
+    return hook
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a UTF-8 JSON file (a byte-order mark is skipped); errors name the file: invalid
+    JSON, text that is not UTF-8, a key given twice in one object."""
+    text = read_text(path)
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicate_keys(path))
     except json.JSONDecodeError as err:
         raise ValueError(f"{path}: not valid JSON ({err})") from err
+
+
+def save_torch(path: str | os.PathLike[str], obj: Any) -> None:
+    """``torch.save`` atomically, byte-reproducibly: the archive's inner folder is named after
+    ``path``'s stem (as a direct ``torch.save(obj, path)`` names it), not after a random
+    temporary name."""
+    import torch
+
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(target)
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        tmp = tmp_dir / target.name
+        torch.save(obj, tmp)
+        os.chmod(tmp, 0o666 & ~current_umask())
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def save_npy(path: str | os.PathLike[str], array: np.ndarray) -> None:

@@ -88,6 +88,9 @@ def validate(values: dict[str, Any], schema: str, source: str) -> dict[str, Any]
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate as snakemake_validate
 
+    from wtal.checks import check_settings
+
+    check_settings(values, SCHEMAS / schema, source)  # a few lines: key, value, allowed range
     try:
         snakemake_validate(values, schema=str(SCHEMAS / schema))
     except WorkflowError as err:
@@ -126,7 +129,8 @@ def resolve_model_settings(
         ValueError: the settings break the schema (the file is named).
     """
     merged = merge_model_settings(path, dataset, user)
-    return validate(merged, "model.schema.yaml", f"{path} (dataset {dataset})")
+    return validate(merged, "model.schema.yaml",
+                    f"model {Path(path).stem} on dataset {dataset} ({path})")
 
 
 def resolve_dataset_settings(

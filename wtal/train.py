@@ -23,7 +23,7 @@ from extractors.features import load_features, resolve_device
 from wtal.datasets import load_index
 from wtal.fitting import fit, random_crop, step_schedule
 from wtal.fitting import make_optimizer as optimizer_of
-from wtal.io import atomic_path, write_json
+from wtal.io import save_torch, write_json
 from wtal.models import build_model, builder_parameters
 from wtal.models.base import Localizer
 from wtal.sampling import Sampling, rescale, sample, shot_boundaries
@@ -229,8 +229,7 @@ def train(
         "code_version": wtal.__version__,
         "provenance": provenance("train"),
     }
-    with atomic_path(model_out, suffix=".pt") as tmp:
-        torch.save(checkpoint, tmp)
+    save_torch(model_out, checkpoint)
     log = {
         "model": model,
         "dataset": index["dataset"],

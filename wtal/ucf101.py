@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from wtal.datasets import THUMOS14_UCF101_IDS, VIDEO_EXTENSIONS, probe_duration
+from wtal.io import read_text
 
 THUMOS14_TO_UCF101: dict[str, str] = {c: c for c in THUMOS14_UCF101_IDS}
 
@@ -71,7 +72,7 @@ def read_class_index(path: str | Path) -> dict[str, int]:
     """UCF101 ``classInd.txt``: ``{class: 1-based id}``; errors name the file and line."""
     path = Path(path)
     ids: dict[str, int] = {}
-    for lineno, line in enumerate(path.read_text().splitlines(), start=1):
+    for lineno, line in enumerate(read_text(path).splitlines(), start=1):
         fields = line.split()
         if not fields:
             continue

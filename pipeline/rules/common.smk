@@ -6,10 +6,12 @@ from snakemake.utils import validate
 
 from extractors.decode import PLAN_VERSION
 from extractors.versions import FEATURES_VERSION, FLOW_VERSION
-from wtal.datasets import load_index, resolve_folder, videos_of_split
+from wtal.checks import check_model_datasets, check_model_settings, check_settings
+from wtal.datasets import input_listing, load_index, resolve_folder, videos_of_split
 from wtal.settings import (
     merge_model_settings,
     merge_settings,
+    read_yaml,
     resolve_dataset_settings,
     resolve_model_settings,
 )
@@ -19,6 +21,7 @@ BASE = Path(workflow.basedir)
 CONFIG_DIR = BASE / "pipeline" / "config"
 SCHEMAS = BASE / "pipeline" / "schemas"
 
+check_settings(config, SCHEMAS / "config.schema.yaml", "config")  # a short message
 validate(config, schema=str(SCHEMAS / "config.schema.yaml"))
 
 
@@ -33,6 +36,11 @@ DATASETS = sorted(
 MODELS = sorted({p.stem for p in (CONFIG_DIR / "models").glob("*.yaml")})
 _DATASET_CACHE = {}
 _MODEL_CACHE = {}
+for _model in MODELS:  # a per-dataset block of an unknown dataset would be ignored
+    _file = CONFIG_DIR / "models" / f"{_model}.yaml"
+    check_model_datasets(_model, read_yaml(_file).get("datasets"), DATASETS, source=str(_file))
+    check_model_datasets(_model, (config["models"].get(_model) or {}).get("datasets"), DATASETS,
+                         source=f"config models.{_model}")
 
 
 def dataset_config(name):
@@ -65,6 +73,9 @@ def model_config(model, dataset):
         _MODEL_CACHE[key] = resolve_model_settings(
             CONFIG_DIR / "models" / f"{model}.yaml", dataset, config["models"].get(model)
         )
+        if workflow.is_main_process:  # not in every cluster job: the check imports torch
+            where = f"model {model} on dataset {dataset}"
+            check_model_settings(model, _MODEL_CACHE[key], where=where)  # args vs the builder
     return _MODEL_CACHE[key]
 
 
@@ -198,6 +209,9 @@ def index_params(wildcards):
     params = {key: value for key, value in cfg.items() if key not in skip}
     if cfg["format"] != "features":  # videos shorter than one snippet are reported here
         params["min_frames"] = snippet_frames(wildcards)
+    listing = input_listing(cfg)  # "" for a synthetic dataset, whose folder is the input
+    if listing:  # the set of video / feature files it would find: a new one reruns the index
+        params["input_files"] = listing
     return params
 
 

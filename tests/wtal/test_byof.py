@@ -133,12 +133,20 @@ def test_nan_features_name_file_and_row(tmp_path: Path, videos: dict) -> None:
 def test_wrong_shape_and_stream_ranges(tmp_path: Path, videos: dict) -> None:
     cfg = config(write_per_video(tmp_path, videos))
     path = Path(cfg["features_dir"]) / "v_video_test_0000002.npy"
+    good = np.load(path)
     np.save(path, np.zeros(7, dtype=np.float32))
-    index, _ = build_features_index(cfg)
+    with pytest.raises(ValueError, match=r"v_video_test_0000002.npy: expected a \(T, D\) array"):
+        build_features_index(cfg)  # the index reads every file's shape (snippet_seconds check)
+    index = {"videos": {"v_video_test_0000002": {"features": {
+        "layout": "per_video", "files": [str(path)]}}}}
     with pytest.raises(ValueError, match=r"v_video_test_0000002.npy: expected a \(T, D\) array"):
         import_features("v_video_test_0000002", index["videos"]["v_video_test_0000002"],
                         tmp_path / "o.npy", snippet_seconds=SNIPPET_SECONDS)
-    with pytest.raises(ValueError, match=r"stream flow columns \[32, 64\) are outside"):
+    np.save(path, good)
+    index, _ = build_features_index(cfg)
+    # the message names the user's file (and the setting), not only the video
+    with pytest.raises(ValueError, match=r"v_video_test_0000001\.npy: stream flow columns "
+                       r"\[32, 64\) \(setting 'streams'\) are outside"):
         import_features("v_video_test_0000001", index["videos"]["v_video_test_0000001"],
                         tmp_path / "o.npy", snippet_seconds=SNIPPET_SECONDS,
                         streams={"rgb": [0, 32], "flow": [32, 64]})

@@ -480,10 +480,14 @@ def test_evaluate_writes_documented_keys(tmp_path: Path) -> None:
     sub = preds({"v1": [(0, 10, "A", 0.9), (0, 10, "Q", 0.9)], "v2": [(0, 4, "B", 0.5)]})
     sub["video_scores"] = {"v1": {"A": 0.9, "B": 0.1}, "v2": {"A": 0.2, "B": 0.8}}
     det = write(tmp_path / "det.json", sub)
-    out = evaluate(gt, det, subset="validation", tious=[0.3, 0.5], dataset="anet", model="m")
+    with pytest.raises(ValueError, match=r"det\.json: labels that are not classes.*\[.Q.\]"):
+        evaluate(gt, det, subset="validation", tious=[0.3, 0.5])  # strict unless lenient
+    out = evaluate(gt, det, subset="validation", tious=[0.3, 0.5], dataset="anet", model="m",
+                   lenient=True)
     assert set(out) == {"dataset", "model", "protocol", "subset", "definition", "tiou", "mAP",
                         "average_mAP", "per_class", "unknown_labels", "counts", "protocols",
-                        "classification"}
+                        "classification", "skipped_detections"}
+    assert out["skipped_detections"] == {}
     assert (out["dataset"], out["model"], out["protocol"], out["subset"]) == (
         "anet", "m", "anet", "validation")
     assert out["tiou"] == [0.3, 0.5]
@@ -500,7 +504,8 @@ def test_evaluate_writes_documented_keys(tmp_path: Path) -> None:
     json.dumps(out, allow_nan=False)
 
     del sub["video_scores"]
-    out2 = evaluate(gt, write(tmp_path / "det2.json", sub), subset="validation", tious=[0.5])
+    out2 = evaluate(gt, write(tmp_path / "det2.json", sub), subset="validation", tious=[0.5],
+                    lenient=True)
     assert "classification" not in out2
     assert out2["dataset"] is None
 

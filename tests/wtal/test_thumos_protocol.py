@@ -324,7 +324,9 @@ def test_unknown_labels_and_class_ids_are_reported_not_raised(tmp_path: Path) ->
             ("v.mpeg", 0.0, 10.0, 99, 0.2)]
     folder = write_gt_folder(tmp_path / "gt", gt_files, CLASSES)
     det = write_det_file(tmp_path / "det.txt", rows)
-    out = evaluate(folder, det, subset="test", tious=[0.5], protocol="thumos14")
+    with pytest.raises(ValueError, match=r"det\.txt: labels that are not classes.*2 detection"):
+        evaluate(folder, det, subset="test", tious=[0.5], protocol="thumos14")  # not lenient
+    out = evaluate(folder, det, subset="test", tious=[0.5], protocol="thumos14", lenient=True)
     assert out["unknown_labels"] == {"class id 99": 2}
     assert out["mAP"] == pytest.approx([1.0], abs=1e-15)
     gt_json, sub = as_json(gt_files, CLASSES, rows)
@@ -500,9 +502,15 @@ def test_matches_literal_kit_transcription(block: int, tmp_path: Path) -> None:
         folder = write_gt_folder(tmp_path / f"gt{seed}", gt_files, class_list,
                                  sep="\t" if seed % 2 else "  ")
         det = write_det_file(tmp_path / f"det{seed}.txt", rows)
-        out = evaluate(folder, det, subset="test", tious=thresholds, protocol="thumos14")
-        assert out["per_class"] == ref_ap
-        assert out["mAP"] == ref_map
+        # evaluate() refuses empty or reversed detections (the kit scores them); lenient, it
+        # skips and counts them and gives the kit's numbers on the rest
+        valid = [r for r in rows if r[2] > r[1] >= 0]
+        valid_ap, valid_map = kit_evaldet(gt_files, class_list, valid, thresholds)
+        out = evaluate(folder, det, subset="test", tious=thresholds, protocol="thumos14",
+                       lenient=True)
+        assert out["per_class"] == valid_ap
+        assert out["mAP"] == valid_map
+        assert sum(out["skipped_detections"].values()) == len(rows) - len(valid)
         # the project's JSON files give the same numbers
         gt, sub = as_json(gt_files, class_list, rows)
         res = thumos14_detection_map(gt, sub, subset="test", tious=thresholds)
@@ -533,6 +541,7 @@ def test_large_groups_match_literal_kit() -> None:
 
 def official_files(tmp_path: Path, seed: int = 11):
     gt_files, class_list, rows = random_case(seed)
+    rows = [r for r in rows if r[2] > r[1] >= 0]  # wtal eval refuses empty or reversed ones
     # rows grouped by video, as a results dict holds them: ActivityNet breaks score ties by
     # submission order, so the text file and the JSON must list detections in the same order
     videos = list(dict.fromkeys(v.replace(".mpeg", "") for v, *_ in rows))
@@ -550,6 +559,13 @@ def test_cli_thumos14_on_official_folder_and_text(tmp_path: Path,
     out = tmp_path / "res.json"
     code = main(["eval", "--ground-truth", str(folder), "--predictions", str(det),
                  "--protocol", "thumos14", "--out", str(out)])
+    assert code == 2  # class id 42 is not a class: an error unless --lenient, printed once
+    err = capsys.readouterr().err
+    assert err.count("error") == 1
+    assert str(det) in err
+    assert "not classes of the dataset" in err
+    code = main(["eval", "--ground-truth", str(folder), "--predictions", str(det),
+                 "--protocol", "thumos14", "--out", str(out), "--lenient"])
     assert code == 0
     text = capsys.readouterr().out
     result = json.loads(out.read_text())
@@ -578,7 +594,7 @@ def test_cli_anet_on_official_files_and_json(tmp_path: Path,
     gt_files, class_list, rows, folder, det = official_files(tmp_path)
     out = tmp_path / "res.json"
     assert main(["eval", "--ground-truth", str(folder), "--predictions", str(det),
-                 "--protocol", "anet", "--out", str(out)]) == 0
+                 "--protocol", "anet", "--out", str(out), "--lenient"]) == 0
     result = json.loads(out.read_text())
     gt, sub = as_json(gt_files, class_list, rows)
     ref = anet_detection_map(gt, sub, subset="test", tious=np.linspace(0.5, 0.95, 10))
@@ -590,7 +606,7 @@ def test_cli_anet_on_official_files_and_json(tmp_path: Path,
     (tmp_path / "gt.json").write_text(json.dumps(gt))
     (tmp_path / "det.json").write_text(json.dumps(sub))
     assert main(["eval", "--ground-truth", str(tmp_path / "gt.json"), "--predictions",
-                 str(tmp_path / "det.json"), "--tiou", "0.3", "0.5"]) == 0
+                 str(tmp_path / "det.json"), "--tiou", "0.3", "0.5", "--lenient"]) == 0
     text = capsys.readouterr().out
     assert "classification mAP" in text
     assert f"0.50        {ref.mAP[0] * 100:6.2f}" in text  # ActivityNet default protocol
@@ -610,7 +626,7 @@ def test_cli_class_list_and_errors(tmp_path: Path, capsys: pytest.CaptureFixture
     for pred, extra in ((det, []), (det2, ["--class-list", str(lst)])):
         out = tmp_path / f"{pred.stem}.json"
         assert main(["eval", "--ground-truth", str(folder), "--predictions", str(pred),
-                     "--protocol", "thumos14", "--out", str(out), *extra]) == 0
+                     "--protocol", "thumos14", "--out", str(out), "--lenient", *extra]) == 0
         outs.append(json.loads(out.read_text()))
     # --class-list also names the folder's classes; the ids differ, the numbers do not
     assert outs[0]["mAP"] == outs[1]["mAP"]
