@@ -31,9 +31,9 @@ import torch
 
 from wtal.evaluate import (
     THUMOS14_RECALL_POINTS,
-    _raw_from_json,
     anet_detection_map,
     interpolated_prec_rec,
+    raw_from_json,
     segment_iou,
     thumos14_detection_map,
 )
@@ -264,7 +264,7 @@ def main() -> None:
     n_gt = sum(len(e["annotations"]) for e in gt["database"].values())
     print(f"\nevaluation: {n_videos} videos × 20 classes × 200 detections = {n_det} detections, "
           f"{n_gt} GT segments, thresholds {TIOUS}")
-    t_read, _ = timed(lambda: _raw_from_json(sub, "benchmark"), args.repeat)
+    t_read, _ = timed(lambda: raw_from_json(sub, "benchmark"), args.repeat)
     print(f"  reading and checking the detections dict (part of each vectorised time): "
           f"{t_read:.2f} s")
     for name, vec, loop in (

@@ -47,7 +47,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from wtal.io import read_json, write_json
+from wtalio import read_json, write_json
 
 log = logging.getLogger(__name__)
 

@@ -63,7 +63,7 @@ from extractors.flow import FlowCache
 from extractors.grid import SnippetGrid
 from extractors.progresslog import ProgressLog
 from extractors.versions import FEATURES_VERSION, provenance
-from wtal.io import atomic_path, write_json
+from wtalio import atomic_path, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -475,7 +475,7 @@ def load_features(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, A
         FileNotFoundError: the sidecar is missing.
         ValueError: shapes disagree, or NaN / inf values (the message names the file).
     """
-    from wtal.io import read_json
+    from wtalio import read_json
 
     path = Path(path)
     sidecar_path = path.with_suffix(".json")

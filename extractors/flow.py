@@ -37,7 +37,7 @@ import numpy.typing as npt
 from tqdm import tqdm
 
 from extractors.progresslog import ProgressLog
-from wtal.io import atomic_path
+from wtalio import atomic_path
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from wtal.io import atomic_path
+from wtalio import atomic_path
 
 __all__ = [
     "URL_SCHEMES",

@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import wtal
-from wtal.io import atomic_path, write_json
 from wtal.settings import infer_settings, merge_settings, train_settings
+from wtalio import atomic_path, write_json
 
 __all__ = ["ablation_table", "merge_settings", "run_ablation", "variant_settings"]
 
@@ -148,7 +148,7 @@ def _frame_accuracy(
 
     from extractors.grid import SnippetGrid
     from wtal.frame_metrics import dataset_frame_accuracy, frame_accuracy
-    from wtal.io import read_json
+    from wtalio import read_json
 
     classes = read_json(index_path)["classes"]
     database = read_json(gt_path)["database"]

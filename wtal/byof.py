@@ -40,7 +40,7 @@ import numpy as np
 
 from extractors.grid import SnippetGrid
 from wtal.datasets import IndexBuilder, check_labels, classes_of, read_anet_database
-from wtal.io import current_umask, save_npy, write_json
+from wtalio import current_umask, save_npy, write_json
 
 LAYOUTS = ("per_video", "basnet", "wtalc")
 

@@ -150,7 +150,7 @@ def cmd_features_compare(args: argparse.Namespace) -> None:
     result = compare_features(args.a, args.b)
     print(format_table(result))
     if args.json:
-        from wtal.io import write_json
+        from wtalio import write_json
 
         write_json(args.json, result)
 
@@ -218,7 +218,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
 
 def cmd_eval(args: argparse.Namespace) -> None:
     from wtal.evaluate import DEFAULT_TIOUS, evaluate
-    from wtal.io import write_json
+    from wtalio import write_json
 
     # an error is printed once, by main()
     result = evaluate(Path(args.ground_truth), Path(args.predictions), subset=args.subset,
@@ -265,8 +265,8 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    from wtal.io import read_json
     from wtal.report import make_report
+    from wtalio import read_json
 
     run = Path(args.run)
     result = read_json(run / "map.json")

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wtal.io import read_json, read_text, write_json
+from wtalio import read_json, read_text, write_json
 
 log = logging.getLogger(__name__)
 

@@ -56,7 +56,7 @@ import av
 import cv2
 import numpy as np
 
-from wtal.io import write_json
+from wtalio import write_json
 
 __all__ = [
     "ACTION_CLASSES",

@@ -34,9 +34,9 @@ import torch
 
 import wtal
 from wtal.infer import InferSettings
-from wtal.io import read_json, write_json
 from wtal.progress import is_terminal
 from wtal.settings import infer_settings as resolve_infer
+from wtalio import read_json, write_json
 
 logger = logging.getLogger(__name__)
 

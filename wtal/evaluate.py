@@ -65,7 +65,7 @@ from typing import Any
 
 import numpy as np
 
-from wtal.io import atomic_open, read_json, read_text
+from wtalio import atomic_open, read_json, read_text
 
 __all__ = [
     "DEFAULT_TIOUS",
@@ -607,7 +607,7 @@ class _RawPredictions:
     video_scores: Mapping[str, Any] | None = None
 
 
-def _raw_from_json(predictions: Mapping[str, Any], source: str) -> _RawPredictions:
+def raw_from_json(predictions: Mapping[str, Any], source: str) -> _RawPredictions:
     """Read the ``results`` (and ``video_scores``) of a submission dict."""
     results = predictions.get("results") if isinstance(predictions, Mapping) else None
     if not isinstance(results, Mapping):
@@ -709,7 +709,7 @@ def _parse_predictions(
     predictions: Mapping[str, Any], label_index: Mapping[str, int], source: str
 ) -> _Predictions:
     """Read the ``results`` of a submission; unknown labels are counted, not raised."""
-    return _index_predictions(_raw_from_json(predictions, source), label_index)
+    return _index_predictions(raw_from_json(predictions, source), label_index)
 
 
 def _video_ids(*groups: Sequence[str]) -> tuple[list[str], list[np.ndarray]]:
@@ -1202,7 +1202,7 @@ def anet_detection_map(
     gt = _parse_ground_truth(ground_truth, subset, "ground truth")
     if not gt.labels:
         raise ValueError(f"ground truth: subset {subset!r} has no annotated instances")
-    raw, _ = validate_detections(_raw_from_json(predictions, "predictions"),
+    raw, _ = validate_detections(raw_from_json(predictions, "predictions"),
                                  source="predictions", segments=False)
     return _anet_result(gt, raw, thresholds, "ground truth")
 
@@ -1242,7 +1242,7 @@ def precision_recall(
         ValueError: an unknown protocol, or what the mAP functions refuse.
     """
     tious = _thresholds([tiou])
-    raw = _raw_from_json(predictions, "predictions")
+    raw = raw_from_json(predictions, "predictions")
     curves: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     if protocol == "anet":
         gt = _parse_ground_truth(ground_truth, subset, "ground truth")
@@ -1347,7 +1347,7 @@ def thumos14_detection_map(
           else thumos14_ground_truth_from_json(ground_truth, subset))
     raw = (_raw_from_text(predictions, class_ids if class_ids is not None else gt.class_ids)
            if isinstance(predictions, ThumosDetections)
-           else _raw_from_json(predictions, "predictions"))
+           else raw_from_json(predictions, "predictions"))
     raw, _ = validate_detections(raw, source="predictions", segments=False)
     return _thumos_result(gt, raw, thresholds, "ground truth")
 
@@ -1440,7 +1440,7 @@ def _read_inputs(
     if not predictions.exists():
         raise FileNotFoundError(f"{predictions}: no such predictions file")
     if _is_json(predictions):
-        raw = _raw_from_json(read_json(predictions), str(predictions))
+        raw = raw_from_json(read_json(predictions), str(predictions))
     else:
         text_rows = read_thumos14_detections(predictions)
         beside = predictions.parent / _CLASS_LIST

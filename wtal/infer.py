@@ -26,7 +26,6 @@ import wtal
 from extractors.features import load_features, resolve_device
 from extractors.grid import SnippetGrid
 from wtal.evaluate import write_thumos14_detections
-from wtal.io import save_npy, write_json
 from wtal.models import build_model
 from wtal.models.base import Candidate, Localizer
 from wtal.postprocess import (
@@ -40,6 +39,7 @@ from wtal.postprocess import (
 from wtal.sampling import rescale
 from wtal.settings import InferSettings
 from wtal.versions import provenance
+from wtalio import save_npy, write_json
 
 logger = logging.getLogger(__name__)
 

@@ -44,8 +44,8 @@ from matplotlib.patches import Patch
 from extractors.features import load_features, resolve_device
 from extractors.grid import SnippetGrid
 from wtal.evaluate import PRCurve, precision_recall
-from wtal.io import atomic_path, read_json, write_json
 from wtal.models.base import Localizer
+from wtalio import atomic_path, read_json, write_json
 
 logger = logging.getLogger(__name__)
 
@@ -674,7 +674,7 @@ def write_summary(
     records. CSV: one line per row, mAP in percent in one column per tIoU (``mAP@0.5``)."""
     import csv
 
-    from wtal.io import atomic_open
+    from wtalio import atomic_open
 
     text, records = summary_tables(map_paths)
     with atomic_open(md_out) as handle:

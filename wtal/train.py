@@ -23,12 +23,12 @@ from extractors.features import load_features, resolve_device
 from wtal.datasets import load_index
 from wtal.fitting import fit, random_crop, step_schedule
 from wtal.fitting import make_optimizer as optimizer_of
-from wtal.io import save_torch, write_json
 from wtal.models import build_model, builder_parameters
 from wtal.models.base import Localizer
 from wtal.sampling import Sampling, rescale, sample, shot_boundaries
 from wtal.settings import TrainSettings
 from wtal.versions import provenance
+from wtalio import save_torch, write_json
 
 __all__ = ["TrainSettings", "feature_statistics", "load_split", "make_optimizer", "train"]
 

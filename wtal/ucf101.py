@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from wtal.datasets import THUMOS14_UCF101_IDS, VIDEO_EXTENSIONS, probe_duration
-from wtal.io import read_text
+from wtalio import read_text
 
 THUMOS14_TO_UCF101: dict[str, str] = {c: c for c in THUMOS14_UCF101_IDS}
 

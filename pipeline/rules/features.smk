@@ -1,4 +1,4 @@
-from wtal.io import check_sources
+from wtalio import check_sources
 
 from extractors.catalog import BACKBONES
 
@@ -9,7 +9,7 @@ rule features:
     settings, frame count, code version, stream columns)."""
     input:
         # first, so that it runs when the DAG is built, before any job: the dataset's folders
-        # and weights files exist (wtal.io.check_sources; not in a dry run, which only plans)
+        # and weights files exist (wtalio.check_sources; not in a dry run, which only plans)
         checked=lambda wc: (
             [] if workflow.dryrun else check_sources(dataset_config(wc.dataset), wc.dataset)
         ),

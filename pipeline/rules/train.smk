@@ -24,7 +24,7 @@ rule train:
     """Train a localizer on the training split's features and video-level labels only."""
     input:
         # first, so that it runs when the DAG is built, before any job: the dataset's folders
-        # and weights files exist (wtal.io.check_sources; not in a dry run, which only plans)
+        # and weights files exist (wtalio.check_sources; not in a dry run, which only plans)
         checked=lambda wc: (
             [] if workflow.dryrun else check_sources(dataset_config(wc.dataset), wc.dataset)
         ),

@@ -3,7 +3,7 @@ from wtal.logs import to_log_file
 
 to_log_file(snakemake.log[0])  # noqa: F821 - injected by Snakemake
 from wtal.evaluate import evaluate  # noqa: E402
-from wtal.io import write_json  # noqa: E402
+from wtalio import write_json  # noqa: E402
 
 ev = snakemake.params.evaluation  # noqa: F821
 result = evaluate(

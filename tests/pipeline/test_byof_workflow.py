@@ -10,7 +10,7 @@ import pytest
 import yaml
 from byof_fixtures import HALF, SNIPPET_SECONDS, make_videos, write_per_video, write_wtalc
 
-from wtal.io import read_json
+from wtalio import read_json
 
 REPO = Path(__file__).resolve().parents[2]
 TARGET = "results/byo/cas_baseline/map.json"

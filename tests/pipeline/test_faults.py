@@ -31,8 +31,8 @@ from conftest import write_video
 from extractors.features import load_features
 from wtal.evaluate import evaluate
 from wtal.infer import InferSettings, infer
-from wtal.io import read_json, write_json
 from wtal.train import TrainSettings, train
+from wtalio import read_json, write_json
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "tests" / "pipeline" / "slurm_config.yaml"  # 6 short videos, every stage
@@ -450,7 +450,7 @@ def test_a_rerun_removes_what_a_killed_writer_left(tmp_path: Path) -> None:
     same target removes it, and never touches another target's temporaries."""
     import tempfile
 
-    from wtal.io import temporaries_of
+    from wtalio import temporaries_of
 
     target = tmp_path / "v.json"
     fd, stale = tempfile.mkstemp(prefix=".v.json.", suffix=".tmp", dir=tmp_path)

@@ -81,3 +81,42 @@ def test_progress_lines_count_chunks(caplog) -> None:
     assert [line.split(" snippets")[0] for line in lines] == [
         "features v.mp4: 4/10", "features v.mp4: 8/10", "features v.mp4: 10/10"]
     assert all("snippets/s, ETA" in line for line in lines)
+
+
+def _imports(path: Path) -> list[str]:
+    """Every module named by an import statement of ``path`` (at any depth)."""
+    import ast
+
+    names = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names += [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+    return names
+
+
+def test_packages_are_layered_without_a_cycle() -> None:
+    """wtalio depends on neither package, extractors only on wtalio, wtal on both."""
+    for package, forbidden in [("wtalio", ("wtal", "extractors")), ("extractors", ("wtal",))]:
+        for path in sorted((REPO / package).rglob("*.py")):
+            bad = [m for m in _imports(path) if m.split(".")[0] in forbidden]
+            assert bad == [], f"{path.relative_to(REPO)} imports {bad}"
+
+
+def test_no_private_name_is_imported_across_modules() -> None:
+    import ast
+
+    ours = ("wtal", "extractors", "wtalio")
+    for path in [*REPO.joinpath("wtal").rglob("*.py"), *REPO.joinpath("extractors").rglob("*.py"),
+                 *REPO.joinpath("wtalio").rglob("*.py"), *REPO.joinpath("pipeline").rglob("*.py"),
+                 *REPO.joinpath("benchmarks").glob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] in ours:
+                private = [a.name for a in node.names
+                           if a.name.startswith("_") and not a.name.startswith("__")]
+                assert private == [], f"{path.relative_to(REPO)} imports {private}"
+    for path in REPO.joinpath("pipeline").rglob("*.smk"):  # Snakemake syntax: read as text
+        for line in path.read_text().splitlines():
+            if re.match(r"\s*from\s+(wtal|extractors|wtalio)\b", line):
+                assert not re.search(r"import\s+.*\b_[a-z]", line), f"{path.name}: {line}"

@@ -15,7 +15,7 @@ import yaml
 from conftest import counter_frames, write_video
 
 from wtal.datasets import THUMOS14_UCF101_IDS
-from wtal.io import read_json
+from wtalio import read_json
 
 REPO = Path(__file__).resolve().parents[2]
 

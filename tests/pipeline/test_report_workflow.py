@@ -19,8 +19,8 @@ import pytest
 from extractors.grid import SnippetGrid
 from wtal.evaluate import evaluate
 from wtal.infer import InferSettings, infer
-from wtal.io import read_json, save_npy, write_json
 from wtal.train import TrainSettings, train
+from wtalio import read_json, save_npy, write_json
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "tests" / "pipeline" / "config.yaml"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from byof_fixtures import HALF, SNIPPET_SECONDS, make_videos, write_per_video
 
-from wtal.io import read_json
+from wtalio import read_json
 
 REPO = Path(__file__).resolve().parents[2]
 MODELS = ["cas_baseline", "ecm", "cpmn", "assg", "tsrnet", "kt_mgfn"]

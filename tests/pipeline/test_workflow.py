@@ -14,7 +14,7 @@ import pytest
 
 from wtal.evaluate import evaluate
 from wtal.infer import InferSettings, infer
-from wtal.io import read_json, write_json
+from wtalio import read_json, write_json
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "tests" / "pipeline" / "config.yaml"

@@ -21,7 +21,7 @@ from extractors.features import load_features
 from extractors.grid import SnippetGrid
 from wtal.byof import build_features_index, import_features, unpack_joint
 from wtal.datasets import index_from_config
-from wtal.io import read_json
+from wtalio import read_json
 
 
 def config(extra: dict, **kw: object) -> dict:

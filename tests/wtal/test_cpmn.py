@@ -17,7 +17,6 @@ import yaml
 from extractors.grid import SnippetGrid
 from wtal.evaluate import evaluate
 from wtal.infer import InferSettings, infer
-from wtal.io import save_npy, write_json
 from wtal.models import build_model
 from wtal.models.cpmn import (
     CPMN,
@@ -29,6 +28,7 @@ from wtal.models.cpmn import (
     upsample_repeat,
 )
 from wtal.train import TrainSettings, train
+from wtalio import save_npy, write_json
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"hidden": 32, "window": 8}
@@ -692,8 +692,8 @@ def test_training_without_stream_ranges_says_so(tmp_path, caplog) -> None:
     import torch
     from test_train_infer import CLASSES, make_split
 
-    from wtal.io import write_json
     from wtal.train import TrainSettings, train
+    from wtalio import write_json
 
     paths, videos, _ = make_split(tmp_path, 4, 0, "tr")
     write_json(tmp_path / "index.json", {"dataset": "toy", "classes": CLASSES, "videos": videos})

@@ -15,7 +15,7 @@ from wtal.datasets import (
     subset_of_split,
     videos_of_split,
 )
-from wtal.io import read_json
+from wtalio import read_json
 
 CLASSES = ["Alpha", "Beta"]
 

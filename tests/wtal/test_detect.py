@@ -17,8 +17,8 @@ from wtal.demo import synthesize_demo
 from wtal.detect import detect, feature_settings, infer_settings
 from wtal.evaluate import evaluate
 from wtal.infer import InferSettings, infer
-from wtal.io import read_json, write_json
 from wtal.train import TrainSettings, train
+from wtalio import read_json, write_json
 
 CLASSES = ("RedBounce", "BlueSlide")
 FPS = 10.0  # not the 25 of the defaults: detect must take the model's

@@ -14,10 +14,10 @@ from torch import nn
 from extractors.grid import SnippetGrid
 from wtal.ablation import ablation_table, merge_settings, run_ablation, variant_settings
 from wtal.infer import InferSettings, finish_detections, infer
-from wtal.io import read_json, save_npy, write_json
 from wtal.models import register_model
 from wtal.models.base import Localizer, Pretrained
 from wtal.train import TrainSettings, feature_statistics, train
+from wtalio import read_json, save_npy, write_json
 
 CLASSES = ["A", "B"]
 DIM = 8

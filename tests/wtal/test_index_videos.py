@@ -7,7 +7,7 @@ from conftest import counter_frames, write_video
 
 from extractors.decode import VideoError
 from wtal.datasets import index_from_config
-from wtal.io import read_json
+from wtalio import read_json
 
 CLASSES = ["Alpha", "Beta"]
 

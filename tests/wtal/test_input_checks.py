@@ -22,7 +22,7 @@ from wtal.datasets import (
     parse_annotation_file,
     read_anet_database,
 )
-from wtal.io import atomic_open, read_json, save_npy, save_torch, write_json
+from wtalio import atomic_open, read_json, save_npy, save_torch, write_json
 
 
 def features_config(extra: dict, **kw: object) -> dict:

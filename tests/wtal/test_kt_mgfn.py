@@ -716,8 +716,8 @@ def test_generic_training_loop_runs_the_model(tmp_path: Path) -> None:
     """``wtal.train`` uses the model's loss and logs every part, KTM off included."""
     from extractors.grid import SnippetGrid
     from wtal.infer import infer
-    from wtal.io import read_json, save_npy, write_json
     from wtal.train import train
+    from wtalio import read_json, save_npy, write_json
 
     x, labels, _, _ = planted(6, 3)
     classes = ["a", "b", "c"]

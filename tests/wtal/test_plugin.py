@@ -15,10 +15,10 @@ import pytest
 
 from extractors.grid import SnippetGrid
 from wtal.infer import infer
-from wtal.io import save_npy, write_json
 from wtal.models import list_models
 from wtal.settings import infer_settings, resolve_model_settings, train_settings
 from wtal.train import train
+from wtalio import save_npy, write_json
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 

@@ -24,7 +24,6 @@ from wtal.datasets import (
     build_index,
     index_from_config,
 )
-from wtal.io import read_json
 from wtal.ucf101 import (
     ACTIVITYNET13_TO_UCF101,
     THUMOS14_TO_UCF101,
@@ -32,6 +31,7 @@ from wtal.ucf101 import (
     index_trimmed,
     read_class_index,
 )
+from wtalio import read_json
 
 THUMOS_CLASSES = list(THUMOS14_UCF101_IDS)
 

@@ -16,7 +16,6 @@ from extractors.grid import SnippetGrid
 from wtal.cli import main
 from wtal.evaluate import anet_detection_map, evaluate, thumos14_detection_map
 from wtal.infer import InferSettings, infer, load_model, predict_video
-from wtal.io import read_json, save_npy, write_json
 from wtal.models import build_model
 from wtal.papers import PUBLISHED, UNAVAILABLE, published
 from wtal.progress import is_terminal, progress_bar
@@ -36,6 +35,7 @@ from wtal.report import (
     write_summary,
 )
 from wtal.train import TrainSettings, train
+from wtalio import read_json, save_npy, write_json
 
 CLASSES = ["A", "B", "C"]
 FPS, LENGTH = 25.0, 16

@@ -11,7 +11,6 @@ from test_train_infer import CLASSES, make_split
 
 from wtal.evaluate import evaluate
 from wtal.infer import InferSettings, infer
-from wtal.io import write_json
 from wtal.sampling import (
     Sampling,
     rescale,
@@ -22,6 +21,7 @@ from wtal.sampling import (
     uniform_indices,
 )
 from wtal.train import TrainSettings, train
+from wtalio import write_json
 
 
 def test_uniform_indices() -> None:

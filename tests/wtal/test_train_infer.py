@@ -9,8 +9,8 @@ import torch
 from extractors.grid import SnippetGrid
 from wtal.evaluate import evaluate
 from wtal.infer import InferSettings, infer, localize
-from wtal.io import read_json, save_npy, write_json
 from wtal.train import TrainSettings, train
+from wtalio import read_json, save_npy, write_json
 
 CLASSES = ["A", "B", "C"]
 FPS, LENGTH = 25.0, 16

@@ -1,5 +1,8 @@
 """Atomic file writes and small JSON helpers shared by every stage.
 
+The layering: ``wtalio`` depends on neither of the project's packages; ``extractors`` (raw video
+to features) uses it; ``wtal`` (features to metrics) uses both. No import goes the other way.
+
 A stage never leaves a file that looks finished after a failure: it writes to a temporary
 file in the same folder and renames it into place only when the write is complete.
 """
