@@ -27,7 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from extractors.backbones import BACKBONES
-from extractors.features import FeatureSettings, _Backbone
+from extractors.features import Backbone, FeatureSettings
 
 
 def inputs(settings: FeatureSettings, batch: int, dev: torch.device) -> dict[str, torch.Tensor]:
@@ -46,7 +46,7 @@ def inputs(settings: FeatureSettings, batch: int, dev: torch.device) -> dict[str
 
 def measure(settings: FeatureSettings, *, batch: int, repeats: int, dev: torch.device) -> float:
     """Snippets per second of ``settings.extractor`` (best of ``repeats`` timed batches)."""
-    backbone = _Backbone(settings, dev)
+    backbone = Backbone(settings, dev)
     x = inputs(settings, batch, dev)
 
     def run() -> None:

@@ -174,7 +174,7 @@ def _flow_stack_indices(centre: int, stack: int, n_flows: int) -> np.ndarray:
     return np.minimum(first + np.arange(stack), n_flows - 1)
 
 
-class _Backbone:
+class Backbone:
     """The networks of one extractor and how a batch of snippets is turned into their inputs."""
 
     def __init__(self, settings: FeatureSettings, dev: torch.device) -> None:
@@ -281,7 +281,7 @@ class _Backbone:
 
 
 def _batch_features(
-    backbone: _Backbone, plan: FramePlan, flow: FlowCache | None, grid: SnippetGrid,
+    backbone: Backbone, plan: FramePlan, flow: FlowCache | None, grid: SnippetGrid,
     batch: list[int], flow_source: str,
 ) -> np.ndarray:
     """Features ``# (B, D)`` of the snippets ``batch``: every stream, averaged over the views."""
@@ -382,7 +382,7 @@ def extract_features(
     if s.uses_flow and flow_path is None:
         raise ValueError(f"{s.extractor} needs the flow cache of {plan.video}")
     dev = resolve_device(device)
-    backbone = _Backbone(s, dev)
+    backbone = Backbone(s, dev)
     width, height = resized_size(plan.width, plan.height, s.short_side)
     flow = FlowCache(flow_path) if s.uses_flow and flow_path is not None else None
     try:
