@@ -343,12 +343,7 @@ def probe(video: str | os.PathLike[str], *, fps: float, min_frames: int = 1) -> 
             between demuxer and decoder, or it is shorter than ``min_frames`` output frames.
     """
     path = Path(video)
-    reader = _open(path)
-    n_src = len(reader)
-    if n_src == 0:
-        raise VideoError(f"{path}: the video has no frames")
-    source_fps = float(reader.get_avg_fps())
-    times = read_stream_times(path)
+    reader, times, n_src, source_fps = _reader_and_times(path)
     if times is not None:
         if len(times.pts) != n_src:
             raise VideoError(
@@ -363,8 +358,6 @@ def probe(video: str | os.PathLike[str], *, fps: float, min_frames: int = 1) -> 
         sar = _ratio(times.sample_aspect_ratio)
         stamps = "pts"
     else:
-        if not source_fps > 0:
-            raise VideoError(f"{path}: neither frame timestamps nor a frame rate can be read")
         log.warning("%s: frames carry no presentation times; planning from the average frame "
                     "rate %.3f fps", path, source_fps)
         duration = n_src / source_fps
@@ -414,8 +407,9 @@ def decode(
     return plan
 
 
-def _times_or_rate(path: Path) -> tuple[StreamTimes | None, int, float]:
-    """The exact stream times (None without pts), the decoder's frame count and average fps."""
+def _reader_and_times(path: Path) -> tuple[Any, StreamTimes | None, int, float]:
+    """decord's reader, the exact stream times (None without pts), the frame count and the
+    average fps; a video with neither times nor a rate is a :class:`VideoError`."""
     reader = _open(path)
     n_src = len(reader)
     if n_src == 0:
@@ -424,7 +418,7 @@ def _times_or_rate(path: Path) -> tuple[StreamTimes | None, int, float]:
     times = read_stream_times(path)
     if times is None and not fps > 0:
         raise VideoError(f"{path}: neither frame timestamps nor a frame rate can be read")
-    return times, n_src, fps
+    return reader, times, n_src, fps
 
 
 def video_duration(video: str | os.PathLike[str]) -> float:
@@ -433,7 +427,7 @@ def video_duration(video: str | os.PathLike[str]) -> float:
     Raises:
         VideoError: the file cannot be used as a video (the message names it and why).
     """
-    times, n_src, fps = _times_or_rate(Path(video))
+    _, times, n_src, fps = _reader_and_times(Path(video))
     return float(times.duration) if times is not None else n_src / fps
 
 

@@ -1141,6 +1141,24 @@ class DetectionResult:
                 "n_predictions": counts["predictions"]}
 
 
+def _result(tious: np.ndarray, labels: Sequence[str], ap: np.ndarray, m_ap: np.ndarray,
+            preds: Any, gt: Any, *, protocol: str, **extra: Any) -> DetectionResult:
+    """A :class:`DetectionResult` from a protocol's AP table (read-only arrays)."""
+    return DetectionResult(
+        tious=_readonly(tious.copy()),
+        labels=tuple(labels),
+        ap=_readonly(ap),
+        mAP=_readonly(m_ap),
+        average_mAP=float(m_ap.mean()),
+        unknown_labels=MappingProxyType(dict(preds.unknown)),
+        n_videos=len(gt.videos),
+        n_ground_truth=len(gt.instance_videos),
+        n_predictions=len(preds.video),
+        protocol=protocol,
+        **extra,
+    )
+
+
 def _warn_unknown(unknown: Mapping[str, int], what: str) -> None:
     if unknown:
         logger.warning(
@@ -1163,18 +1181,7 @@ def _anet_result(gt: _GroundTruth, raw: _RawPredictions, tious: np.ndarray,
     # The official array is (K, C) and averages over its contiguous last axis.
     m_ap = np.ascontiguousarray(ap.T).mean(axis=1)
     _warn_unknown(preds.unknown, "subset's ground truth")
-    return DetectionResult(
-        tious=_readonly(tious.copy()),
-        labels=gt.labels,
-        ap=_readonly(ap),
-        mAP=_readonly(m_ap),
-        average_mAP=float(m_ap.mean()),
-        unknown_labels=MappingProxyType(dict(preds.unknown)),
-        n_videos=len(gt.videos),
-        n_ground_truth=len(gt.instance_videos),
-        n_predictions=len(preds.video),
-        protocol="anet",
-    )
+    return _result(tious, gt.labels, ap, m_ap, preds, gt, protocol="anet")
 
 
 def anet_detection_map(
@@ -1305,19 +1312,8 @@ def _thumos_result(gt: ThumosGroundTruth, raw: _RawPredictions, tious: np.ndarra
     _warn_unknown(preds.unknown, "class list")
     ap = ap[with_gt]
     m_ap = np.asarray([_mean(ap[:, t].tolist()) for t in range(len(tious))])
-    return DetectionResult(
-        tious=_readonly(tious.copy()),
-        labels=tuple(gt.classes[c] for c in with_gt.tolist()),
-        ap=_readonly(ap),
-        mAP=_readonly(m_ap),
-        average_mAP=float(m_ap.mean()),
-        unknown_labels=MappingProxyType(dict(preds.unknown)),
-        n_videos=len(gt.videos),
-        n_ground_truth=len(gt.instance_videos),
-        n_predictions=len(preds.video),
-        protocol="thumos14",
-        classes_without_ground_truth=MappingProxyType(without),
-    )
+    return _result(tious, tuple(gt.classes[c] for c in with_gt.tolist()), ap, m_ap, preds, gt,
+                   protocol="thumos14", classes_without_ground_truth=MappingProxyType(without))
 
 
 def thumos14_detection_map(
