@@ -451,26 +451,20 @@ def part_i3d(cfg: dict[str, Any], rec: Recorder) -> None:
 
 
 def model_settings(name: str, *, max_snippets: int | None = None) -> tuple[dict[str, Any], Any]:
-    """Builder args and TrainSettings of ``name`` for THUMOS14, from its settings file (with
-    ``max_snippets``, training sequences are sampled or cropped to at most that many)."""
+    """Builder args and TrainSettings of ``name`` for THUMOS14, resolved as the workflow does
+    (with ``max_snippets``, training sequences are sampled or cropped to at most that many)."""
     import dataclasses
 
-    import yaml
+    from wtal.settings import resolve_model_settings, train_settings
 
-    from wtal.train import TrainSettings
-
-    cfg = yaml.safe_load((REPO / "pipeline" / "config" / "models" / f"{name}.yaml").read_text())
-    block = (cfg.get("datasets") or {}).get("thumos14") or {}
-    args = {**(cfg.get("args") or {}), **(block.get("args") or {})}
-    train = {**(cfg.get("train") or {}), **(block.get("train") or {})}
-    fields = {f.name for f in dataclasses.fields(TrainSettings)}
-    train = {k: tuple(v) if isinstance(v, list) else v for k, v in train.items() if k in fields}
-    settings = TrainSettings(**train)
+    cfg = resolve_model_settings(REPO / "pipeline" / "config" / "models" / f"{name}.yaml",
+                                 "thumos14")
+    settings = train_settings(cfg["train"])
     if max_snippets is not None:
         settings = dataclasses.replace(
             settings, num_segments=min(settings.num_segments, max_snippets),
             max_seqlen=min(settings.max_seqlen, max_snippets))
-    return args, settings
+    return dict(cfg["args"]), settings
 
 
 def build_localizer(name: str, *, args: dict[str, Any], in_dim: int, num_classes: int) -> Any:
@@ -485,61 +479,54 @@ def build_localizer(name: str, *, args: dict[str, Any], in_dim: int, num_classes
     return build_model(name, in_dim=in_dim, num_classes=num_classes, **args)
 
 
-def batch_loss(net: Any, x: Any, mask: Any, labels: Any, *, settings: Any, epoch: int) -> Any:
-    """The training loss of one batch (forward and the model's objective)."""
-    from wtal.train import model_loss
-
-    loss, _ = model_loss(net, net(x, mask), labels, mask, kind=settings.loss, epoch=epoch)
+def batch_loss(net: Any, x: Any, mask: Any, labels: Any, *, settings: Any, epoch: int,
+               reference: Any = None) -> Any:
+    """The training loss of one batch (forward and the model's objective, Localizer.loss)."""
+    loss, _ = net.loss(net(x, mask), labels, mask, epoch=epoch, reference=reference,
+                       video_loss=settings.loss)
     return loss
 
 
 def run_epoch(net: Any, feats: list[Any], labels: Any, *, settings: Any, epoch: int,
               device: Any, rng: Any) -> dict[str, Any]:
-    """One epoch of wtal.train's main loop (shuffle, sample or crop, pad, step); the pretrain
-    hook, when the model has one, runs first and is timed apart."""
-    import numpy as np
-    import torch
-
-    from wtal.sampling import Sampling, pad_batch, sample, shot_boundaries
+    """One epoch of the training loop (wtal.fitting.fit, with wtal.train's sampling or
+    cropping); the model's pretrain step runs first and is timed apart."""
+    from wtal.fitting import fit, random_crop
+    from wtal.models.base import PretrainInputs
+    from wtal.sampling import Sampling, sample, shot_boundaries
     from wtal.train import make_optimizer
 
     out: dict[str, Any] = {}
-    pretrain = getattr(net, "pretrain", None)
-    if callable(pretrain):
-        start = time.perf_counter()
-        pretrain(feats, labels, trimmed=None, settings=settings, rng=rng, device=device)
-        sync(device)
-        out["pretrain_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    pretrained = net.pretrain(PretrainInputs(videos=feats, labels=labels, trimmed=None,
+                                             settings=settings, rng=rng, device=device))
+    sync(device)
+    out["pretrain_s"] = time.perf_counter() - start
     opt = make_optimizer(net, settings)
     sampler = Sampling(strategy=settings.sampling, num_segments=settings.num_segments)
     bounds = ([shot_boundaries(x, z=sampler.shot_z, min_shot=sampler.min_shot) for x in feats]
               if sampler.strategy == "shot" else None)
-    y_all = torch.from_numpy(labels)
-    net.train()
-    losses = []
+
+    def take(i: int, x: Any) -> Any:
+        if sampler.strategy != "all":
+            return sample(x, sampler, rng, bounds[i] if bounds else None)
+        return random_crop(x, settings.max_seqlen, rng)
+
+    losses: list[float] = []
+
+    def loss_of(out_: Any, y: Any, mask: Any, epoch_: int, step: int) -> Any:
+        loss, parts = net.loss(out_, y, mask, epoch=epoch + epoch_, step=step,
+                               reference=pretrained.reference, video_loss=settings.loss)
+        losses.append(float(loss.item()))
+        return loss, parts
+
     start = time.perf_counter()
-    order = rng.permutation(len(feats))
-    for lo in range(0, len(order), settings.batch_size):
-        idx = order[lo : lo + settings.batch_size]
-        seqs = []
-        for i in idx:
-            x = feats[i]
-            if sampler.strategy != "all":
-                x = sample(x, sampler, rng, bounds[i] if bounds else None)
-            elif len(x) > settings.max_seqlen:
-                first = int(rng.integers(0, len(x) - settings.max_seqlen + 1))
-                x = x[first : first + settings.max_seqlen]
-            seqs.append(x)
-        x, mask = pad_batch(seqs)
-        loss = batch_loss(net, x.to(device), mask.to(device), y_all[idx].to(device),
-                          settings=settings, epoch=epoch)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    fitted = fit(net, feats, labels, loss_of=loss_of, opt=opt, epochs=1,
+                 batch_size=settings.batch_size, rng=rng, device=device, take=take,
+                 name="gpu_check epoch")
     sync(device)
-    out.update(epoch_s=time.perf_counter() - start, steps=len(losses),
-               loss=float(np.mean(losses)))
+    out.update(epoch_s=time.perf_counter() - start, steps=fitted.steps,
+               loss=float(sum(losses) / max(1, len(losses))))
     return out
 
 

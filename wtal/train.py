@@ -24,7 +24,7 @@ from wtal.datasets import load_index
 from wtal.fitting import fit, random_crop, step_schedule
 from wtal.fitting import make_optimizer as optimizer_of
 from wtal.models import build_model, builder_parameters
-from wtal.models.base import Localizer
+from wtal.models.base import Localizer, PretrainInputs
 from wtal.sampling import Sampling, rescale, sample, shot_boundaries
 from wtal.settings import TrainSettings
 from wtal.versions import provenance
@@ -193,8 +193,8 @@ def train(
                            "%d columns is used", model, model_args["stream"], dim)
             model_args["stream"] = "both"
     net = build_model(model, in_dim=dim, num_classes=len(index["classes"]), **model_args).to(dev)
-    pretrained = net.pretrain(feats, labels, trimmed=trimmed, settings=settings, rng=rng,
-                              device=dev)
+    pretrained = net.pretrain(PretrainInputs(videos=feats, labels=labels, trimmed=trimmed,
+                                             settings=settings, rng=rng, device=dev))
     if trimmed is not None and not pretrained.used_trimmed:
         logger.warning("%s does not learn from trimmed clips: the %d given are not used",
                        model, len(trimmed[0]))

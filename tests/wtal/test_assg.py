@@ -28,6 +28,7 @@ from wtal.models.assg import (
     self_adaptive_pool,
     shot_change_seeds,
 )
+from wtal.models.base import PretrainInputs
 from wtal.train import TrainSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -427,9 +428,9 @@ def test_pretrain_trains_freezes_and_survives_a_state_dict_round_trip() -> None:
     model = make(in_dim=8, C=2, seed_epochs=3, seed_batch_size=4, seed_lr=1e-2)
     before = [p.detach().clone() for p in model.seed_net.parameters()]
     ssg_before = [p.detach().clone() for p in model.ssg.parameters()]
-    pretrained = model.pretrain(feats, labels, trimmed=None,
-                                settings=TrainSettings(max_seqlen=16),
-                                rng=np.random.default_rng(0), device=torch.device("cpu"))
+    pretrained = model.pretrain(PretrainInputs(
+        videos=feats, labels=labels, trimmed=None, settings=TrainSettings(max_seqlen=16),
+        rng=np.random.default_rng(0), device=torch.device("cpu")))
     log = pretrained.log
     assert pretrained.reference is None  # nothing but the seed network's own weights
     assert list(model.frozen_modules()) == [model.seed_net]
@@ -512,8 +513,9 @@ def test_short_training_on_planted_features_localises(modules: str, margin: floa
     feats, labels, _ = planted(24, 32, 16, 3, seed=0)
     model = make(in_dim=16, C=3, seed_epochs=40, seed_batch_size=8, seed_lr=3e-3, hidden=32,
                  bg_seeds="shots+cas", modules=modules)
-    model.pretrain(feats, labels, trimmed=None, settings=TrainSettings(),
-                   rng=np.random.default_rng(0), device=torch.device("cpu"))
+    model.pretrain(PretrainInputs(
+        videos=feats, labels=labels, trimmed=None, settings=TrainSettings(),
+        rng=np.random.default_rng(0), device=torch.device("cpu")))
     opt = torch.optim.Adam(model.param_groups(1e-3), lr=1e-3)
     x = torch.from_numpy(np.stack(feats))
     y = torch.from_numpy(labels)

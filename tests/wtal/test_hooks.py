@@ -15,7 +15,7 @@ from extractors.grid import SnippetGrid
 from wtal.ablation import ablation_table, merge_settings, run_ablation, variant_settings
 from wtal.infer import InferSettings, finish_detections, infer
 from wtal.models import register_model
-from wtal.models.base import Localizer, Pretrained
+from wtal.models.base import Localizer, Pretrained, PretrainInputs
 from wtal.train import TrainSettings, feature_statistics, train
 from wtalio import read_json, save_npy, write_json
 
@@ -48,10 +48,11 @@ class Probe(Localizer):
         cas = self.a(x) + self.b(x)  # (B, T, C)
         return Out(cas, cas.mean(dim=1), mask)
 
-    def pretrain(self, videos, labels, *, trimmed, settings, rng, device) -> Pretrained:
-        self.seen = {"feats": videos, "labels": labels, "trimmed": trimmed}
+    def pretrain(self, inputs: PretrainInputs) -> Pretrained:
+        trimmed = inputs.trimmed
+        self.seen = {"feats": inputs.videos, "labels": inputs.labels, "trimmed": trimmed}
         return Pretrained(log={"trimmed": "off" if trimmed is None else len(trimmed[0])},
-                          reference=len(videos), used_trimmed=trimmed is not None)
+                          reference=len(inputs.videos), used_trimmed=trimmed is not None)
 
     def loss(self, out, labels, mask, *, epoch, step=0, reference=None, video_loss="bce"):
         self.seen.setdefault("references", []).append(reference)

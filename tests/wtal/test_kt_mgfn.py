@@ -18,6 +18,7 @@ import yaml
 
 from wtal.infer import InferSettings
 from wtal.models import build_model
+from wtal.models.base import PretrainInputs
 from wtal.models.kt_mgfn import (
     ACTIVITYNET_ANCHORS,
     THUMOS14_ANCHORS,
@@ -261,9 +262,9 @@ def test_pretrain_trains_the_trimmed_branch_and_switches_the_ktm_on() -> None:
     clip_labels[:4, 1] = 0.0  # class 0's clips: single label; an unlabelled clip is dropped
     clips.append(np.zeros((0, 8), np.float32))
     clip_labels = np.concatenate([clip_labels, np.eye(3, dtype=np.float32)[:1]])
-    pretrained = net.pretrain([v.numpy() for v in x], labels.numpy(),
-                              trimmed=(clips, clip_labels), settings=TrainSettings(),
-                              rng=np.random.default_rng(0), device=torch.device("cpu"))
+    pretrained = net.pretrain(PretrainInputs(
+        videos=[v.numpy() for v in x], labels=labels.numpy(), trimmed=(clips, clip_labels),
+        settings=TrainSettings(), rng=np.random.default_rng(0), device=torch.device("cpu")))
     record = pretrained.log
     assert pretrained.used_trimmed
     assert record["ktm"] == "on"
@@ -315,7 +316,8 @@ def test_pretrain_without_trimmed_clips_switches_the_ktm_off(
               "device": torch.device("cpu")}
     net = small()
     with caplog.at_level(logging.WARNING, logger="wtal.models.kt_mgfn"):
-        pretrained = net.pretrain(feats, labels.numpy(), trimmed=None, **kwargs)
+        pretrained = net.pretrain(PretrainInputs(
+            videos=feats, labels=labels.numpy(), trimmed=None, **kwargs))
     record = pretrained.log
     _, parts = net.loss(net(x, mask), labels, mask, epoch=0, reference=pretrained.reference)
     assert record == {"ktm": "off: the dataset has no trimmed clips"}
@@ -326,23 +328,25 @@ def test_pretrain_without_trimmed_clips_switches_the_ktm_off(
     assert len(said) == 1  # one clear warning, not an error
     assert "no trimmed clips" in said[0].message
     # an empty list of clips is the same as none
-    empty = small().pretrain(feats, labels.numpy(),
-                             trimmed=([], np.zeros((0, 3), np.float32)), **kwargs).log
+    empty = small().pretrain(PretrainInputs(
+        videos=feats, labels=labels.numpy(), trimmed=([], np.zeros((0, 3), np.float32)),
+        **kwargs)).log
     assert empty["ktm"].startswith("off")
     # clips of classes no training video has: nothing to transfer
     clips, clip_labels = trimmed_clips(2, 0)
     only_c2 = labels.clone().numpy()
     only_c2[:] = np.eye(3, dtype=np.float32)[2]
     keep = clip_labels[:, 2] == 0
-    unshared = small().pretrain(feats, only_c2, trimmed=([c for c, k in zip(clips, keep,
-                                                                            strict=True) if k],
-                                                         clip_labels[keep]), **kwargs).log
+    unshared = small().pretrain(PretrainInputs(
+        videos=feats, labels=only_c2,
+        trimmed=([c for c, k in zip(clips, keep, strict=True) if k], clip_labels[keep]),
+        **kwargs)).log
     assert unshared["ktm"] == "off: no class of the trimmed clips has training videos"
     # switched off in the arguments: said in the record, no warning
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="wtal.models.kt_mgfn"):
-        off = small(ktm=False).pretrain(feats, labels.numpy(),
-                                        trimmed=trimmed_clips(2, 0), **kwargs).log
+        off = small(ktm=False).pretrain(PretrainInputs(
+            videos=feats, labels=labels.numpy(), trimmed=trimmed_clips(2, 0), **kwargs)).log
     assert off["ktm"].startswith("off: switched off")
     assert not caplog.records
 
@@ -837,9 +841,9 @@ def test_config_ablations_are_table_v_and_every_variant_trains() -> None:
                 "hidden": 8, "brm_hidden": 8, "trimmed_epochs": 1, "brm_start_epoch": 0,
                 "max_oic": 1.0}
         net = build_model("kt_mgfn", in_dim=8, num_classes=3, **args)
-        pretrained = net.pretrain([v.numpy() for v in x], labels.numpy(), trimmed=clips,
-                                  settings=TrainSettings(), rng=np.random.default_rng(0),
-                                  device=torch.device("cpu"))
+        pretrained = net.pretrain(PretrainInputs(
+            videos=[v.numpy() for v in x], labels=labels.numpy(), trimmed=clips,
+            settings=TrainSettings(), rng=np.random.default_rng(0), device=torch.device("cpu")))
         assert (pretrained.log["ktm"] == "on") == variant["args"]["ktm"], name
         net.train()
         loss, parts = net.loss(net(x, mask), labels, mask, epoch=0,

@@ -16,6 +16,7 @@ import yaml
 
 from wtal.infer import InferSettings
 from wtal.models import build_model, builder_parameters
+from wtal.models.base import PretrainInputs
 from wtal.models.tsrnet import (
     TSRNetOutput,
     class_mmd,
@@ -243,8 +244,9 @@ def test_pretrain_without_trimmed_clips_switches_transfer_off(
     feats, labels, _, _ = trimmed_data
     net = small()
     with caplog.at_level(logging.WARNING, logger="wtal.models.tsrnet"):
-        log = net.pretrain(feats, labels, trimmed=None, settings=TrainSettings(epochs=2),
-                           rng=np.random.default_rng(0), device=torch.device("cpu")).log
+        log = net.pretrain(PretrainInputs(
+            videos=feats, labels=labels, trimmed=None, settings=TrainSettings(epochs=2),
+            rng=np.random.default_rng(0), device=torch.device("cpu"))).log
     assert log == {"kt": "off: the dataset has no trimmed clips"}
     assert any("no trimmed clips" in r.message for r in caplog.records)
     x, mask, y = batch
@@ -259,9 +261,10 @@ def test_pretrain_with_trimmed_clips_turns_transfer_on(batch, trimmed_data) -> N
     x, mask, y = batch
     torch.manual_seed(0)
     before, _ = net.loss(net.eval()(x, mask), y, mask, epoch=0)
-    pretrained = net.pretrain(feats, labels, trimmed=(clips, clip_labels),
-                              settings=TrainSettings(epochs=3, batch_size=2, lr=1e-2),
-                              rng=np.random.default_rng(0), device=torch.device("cpu"))
+    pretrained = net.pretrain(PretrainInputs(
+        videos=feats, labels=labels, trimmed=(clips, clip_labels),
+        settings=TrainSettings(epochs=3, batch_size=2, lr=1e-2), rng=np.random.default_rng(0),
+        device=torch.device("cpu")))
     log = pretrained.log
     assert log["kt"] == "on"
     assert log["trimmed_clips"] == 6
@@ -291,9 +294,10 @@ def test_pretrain_trimmed_network_learns_and_is_not_saved(trimmed_data) -> None:
     torch.manual_seed(0)
     net = build_model("tsrnet", **kwargs)
     keys = set(net.state_dict())
-    log = net.pretrain(feats, labels, trimmed=(clips, clip_labels),
-                       settings=TrainSettings(epochs=30, batch_size=4, lr=1e-2),
-                       rng=np.random.default_rng(0), device=torch.device("cpu")).log
+    log = net.pretrain(PretrainInputs(
+        videos=feats, labels=labels, trimmed=(clips, clip_labels),
+        settings=TrainSettings(epochs=30, batch_size=4, lr=1e-2), rng=np.random.default_rng(0),
+        device=torch.device("cpu"))).log
     assert log["trimmed_loss"][-1] < 0.5 * log["trimmed_loss"][0]
     state = net.state_dict()
     assert set(state) == keys
@@ -309,14 +313,15 @@ def test_pretrain_off_by_switch_or_without_shared_class(trimmed_data) -> None:
     feats, labels, clips, clip_labels = trimmed_data
     settings = TrainSettings(epochs=1)
     net = small(knowledge_transfer=False)
-    log = net.pretrain(feats, labels, trimmed=(clips, clip_labels), settings=settings,
-                       rng=np.random.default_rng(0), device=torch.device("cpu")).log
+    log = net.pretrain(PretrainInputs(
+        videos=feats, labels=labels, trimmed=(clips, clip_labels), settings=settings,
+        rng=np.random.default_rng(0), device=torch.device("cpu"))).log
     assert log["kt"].startswith("off: switched off")
     net = small()
     only_class_0 = np.eye(3, dtype=np.float32)[[0] * len(feats)]
-    log = net.pretrain(feats, only_class_0, trimmed=(clips[1:3], clip_labels[1:3]),
-                       settings=settings, rng=np.random.default_rng(0),
-                       device=torch.device("cpu")).log
+    log = net.pretrain(PretrainInputs(
+        videos=feats, labels=only_class_0, trimmed=(clips[1:3], clip_labels[1:3]),
+        settings=settings, rng=np.random.default_rng(0), device=torch.device("cpu"))).log
     assert log["kt"].startswith("off: no trimmed clip shares a class")
 
 
@@ -539,8 +544,9 @@ def planted_localisation(*, knowledge_transfer: bool) -> int:
     net = small(hops=2, attention_hidden=8, fc_hidden=8, dropout=0.5,
                 knowledge_transfer=knowledge_transfer)
     settings = TrainSettings(epochs=100, batch_size=10, lr=0.05, optimizer="sgd")
-    reference = net.pretrain([d[0] for d in data], labels, trimmed=(clips, clip_labels),
-                             settings=settings, rng=rng, device=torch.device("cpu")).reference
+    reference = net.pretrain(PretrainInputs(
+        videos=[d[0] for d in data], labels=labels, trimmed=(clips, clip_labels),
+        settings=settings, rng=rng, device=torch.device("cpu"))).reference
     opt = torch.optim.SGD(net.param_groups(settings.lr), lr=settings.lr, momentum=0.9)
     x_all = torch.from_numpy(np.stack([d[0] for d in data]))
     y_all = torch.from_numpy(labels)

@@ -99,14 +99,14 @@ from torch import Tensor, nn
 
 from wtal.fitting import fit, make_optimizer
 from wtal.losses import multilabel_bce
-from wtal.models.base import Localizer, Pretrained, Trimmed
+from wtal.models.base import Localizer, Pretrained, PretrainInputs
 from wtal.models.cas_baseline import CASBaseline
 from wtal.models.registry import register_model
 from wtal.postprocess import chosen_classes, masked_minmax, runs_above
 from wtal.sampling import shot_boundaries
 
 if TYPE_CHECKING:
-    from wtal.settings import InferSettings, TrainSettings
+    from wtal.settings import InferSettings
 
 logger = logging.getLogger(__name__)
 
@@ -500,16 +500,7 @@ class ASSG(Localizer):
         }
         return (l_seed_total if seed_step else l_class_total), parts
 
-    def pretrain(
-        self,
-        videos: Sequence[np.ndarray],
-        labels: np.ndarray,
-        *,
-        trimmed: Trimmed | None,
-        settings: TrainSettings,
-        rng: np.random.Generator,
-        device: torch.device,
-    ) -> Pretrained:
+    def pretrain(self, inputs: PretrainInputs) -> Pretrained:
         """Train the seed network (``cas_baseline``) on the training videos; it is then frozen
         (:meth:`frozen_modules`). Its weights are this model's: the returned
         :class:`Pretrained` carries the log only.
@@ -518,7 +509,8 @@ class ASSG(Localizer):
         ``seed_lr`` and the settings' weight decay, ``seed_epochs`` epochs of
         ``seed_batch_size`` videos. Trimmed clips are not used by ASSG.
         """
-        del trimmed  # trimmed clips are not used by ASSG
+        videos, labels, settings = inputs.videos, inputs.labels, inputs.settings
+        rng, device = inputs.rng, inputs.device
         t0 = time.time()
         net = self.seed_net
         opt = make_optimizer(net.parameters(), optimizer="adam", lr=self.seed_lr,

@@ -17,9 +17,10 @@ single list of what a model provides:
     :attr:`Pretrained.reference` (None without one), ``video_loss`` the training settings'
     video-level loss. Default: ``video_loss`` on ``out.video_logits``.
 
-``pretrain(videos, labels, *, trimmed, settings, rng, device) -> Pretrained``
-    Runs once before the main loop, on the standardised training sequences and the dataset's
-    trimmed clips (``(sequences, (M, C) labels)`` or None). It may train the model's own
+``pretrain(inputs: PretrainInputs) -> Pretrained``
+    Runs once before the main loop, on :class:`PretrainInputs`: the standardised training
+    sequences and their labels, the dataset's trimmed clips (``(sequences, (M, C) labels)`` or
+    None), the loop's settings, generator and device. It may train the model's own
     parameters (ASSG's seed network, then listed by :meth:`frozen_modules`); everything else the
     main loop needs it returns explicitly in :class:`Pretrained` (``reference``, handed to every
     :meth:`loss` call); nothing is left in hidden attributes. Default: nothing to do.
@@ -101,6 +102,18 @@ class NoInferOptions:
 
 
 @dataclass(frozen=True)
+class PretrainInputs:
+    """What the training loop hands :meth:`Localizer.pretrain`, once, before the main loop."""
+
+    videos: Sequence[np.ndarray]  # the training videos' standardised features, each (T_i, D)
+    labels: np.ndarray  # (N, C) their multi-hot video-level labels
+    trimmed: Trimmed | None  # the trimmed clips standardised alike, or None (see ``Trimmed``)
+    settings: TrainSettings  # the loop's settings (lr, batch size, epochs, ...)
+    rng: np.random.Generator  # the loop's generator (shuffling, cropping)
+    device: torch.device  # where the loop trains
+
+
+@dataclass(frozen=True)
 class Pretrained:
     """What :meth:`Localizer.pretrain` hands the main loop."""
 
@@ -142,18 +155,9 @@ class Localizer(nn.Module):
         frozen = {id(p) for m in self.frozen_modules() for p in m.parameters()}
         return [{"params": [p for p in self.parameters() if id(p) not in frozen], "lr": lr}]
 
-    def pretrain(
-        self,
-        videos: Sequence[np.ndarray],
-        labels: np.ndarray,
-        *,
-        trimmed: Trimmed | None,
-        settings: TrainSettings,
-        rng: np.random.Generator,
-        device: torch.device,
-    ) -> Pretrained:
+    def pretrain(self, inputs: PretrainInputs) -> Pretrained:
         """Nothing to pretrain (see the module docstring for what an override does)."""
-        del videos, labels, trimmed, settings, rng, device
+        del inputs
         return Pretrained(log="none: the model has no pretrain stage")
 
     def loss(

@@ -80,7 +80,7 @@ from torch import Tensor, nn
 
 from wtal.fitting import fit, make_optimizer
 from wtal.losses import multilabel_bce
-from wtal.models.base import Localizer, Pretrained, Trimmed
+from wtal.models.base import Localizer, Pretrained, PretrainInputs
 from wtal.models.cas_baseline import temporal_pool
 from wtal.models.registry import register_model
 from wtal.postprocess import runs_above, soft_nms
@@ -646,16 +646,7 @@ class KTMGFN(Localizer):
                              f"this model's GAP layer gives {self.embedding_dim}")
         return trimmed
 
-    def pretrain(
-        self,
-        videos: Sequence[np.ndarray],
-        labels: np.ndarray,
-        *,
-        trimmed: Trimmed | None,
-        settings: Any,
-        rng: np.random.Generator,
-        device: torch.device,
-    ) -> Pretrained:
+    def pretrain(self, inputs: PretrainInputs) -> Pretrained:
         """Train the trimmed branch and return its representations for the KTM (§III.D, Eq. 3).
 
         Called once by the training stage (``wtal.train``) before the main loop. The
@@ -687,7 +678,8 @@ class KTMGFN(Localizer):
             off, else ``{"ktm": "on", "trimmed_clips", "shared_classes", "epochs", "lr",
             "batch_size", "loss" (per epoch), "seconds"}``.
         """
-        del videos  # the trimmed branch trains on the clips alone
+        labels, trimmed, settings = inputs.labels, inputs.trimmed, inputs.settings
+        rng, device = inputs.rng, inputs.device
         if not self.ktm:
             return Pretrained(log={"ktm": "off: switched off in the model arguments (ktm: false)"})
         clips, clip_labels = (list(trimmed[0]), np.asarray(trimmed[1], np.float32)

@@ -60,7 +60,7 @@ from torch import Tensor, nn
 
 from wtal.fitting import fit, make_optimizer, step_schedule
 from wtal.losses import multilabel_softmax_ce
-from wtal.models.base import Localizer, Pretrained, Trimmed
+from wtal.models.base import Localizer, Pretrained, PretrainInputs
 from wtal.models.kt_mgfn import mmd2
 from wtal.models.registry import register_model
 from wtal.postprocess import chosen_classes, outer_inner_score, runs_above
@@ -515,16 +515,7 @@ class TSRNet(Localizer):
                                  f"{tuple(reps[s].shape)}, expected ({len(labels)}, {hi - lo})")
         return (tuple(reps), labels)
 
-    def pretrain(
-        self,
-        videos: Sequence[np.ndarray],
-        labels: np.ndarray,
-        *,
-        trimmed: Trimmed | None,
-        settings: Any,
-        rng: np.random.Generator,
-        device: torch.device,
-    ) -> Pretrained:
+    def pretrain(self, inputs: PretrainInputs) -> Pretrained:
         """Train the trimmed network and return its representations of the clips (before the
         main loop).
 
@@ -544,6 +535,8 @@ class TSRNet(Localizer):
         Returns:
             the log (``train.json``'s ``pretrain``) and the reference (None: transfer off).
         """
+        videos, labels, trimmed = inputs.videos, inputs.labels, inputs.trimmed
+        settings, rng, device = inputs.settings, inputs.rng, inputs.device
         if not self.knowledge_transfer:
             return Pretrained(log={"kt": "off: switched off (knowledge_transfer: false)"})
         if trimmed is None or len(trimmed[0]) == 0:
