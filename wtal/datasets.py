@@ -524,6 +524,7 @@ def build_activitynet_index(
     prefix: str = "v_",
     trimmed: Mapping[str, Any] | None = None,
     min_frames: int = 1,
+    known_bad: KnownBad | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """Index an ActivityNet-1.3-format dataset.
 
@@ -532,8 +533,10 @@ def build_activitynet_index(
     file stem (``v_<id>``), in index.json and gt.json alike; the id is kept as ``id``.
     Videos that are not on disk are listed under ``missing`` and skipped; the files that are
     there are checked all at once from their headers (unreadable ones, and ones shorter than
-    ``min_frames`` frames at ``fps``, are listed together in one error).
+    ``min_frames`` frames at ``fps``, are listed together in one error). Videos named in
+    ``known_bad.exclude`` (by file stem or id) are left out and listed under ``excluded``.
     """
+    policy = known_bad or KnownBad()
     base = Path(root)
     ann_path = resolve_folder(base, str(annotations))
     database = read_anet_database(ann_path)
@@ -556,6 +559,8 @@ def build_activitynet_index(
         for vid, entry in database.items():
             if entry["subset"] == spec.name:
                 name = vid if vid.startswith(prefix) else f"{prefix}{vid}"
+                if name in policy.exclude or vid in policy.exclude:
+                    continue
                 if (path := files.get(name) or files.get(vid)) is not None:
                     on_disk[name] = path
     check_video_files(on_disk, fps=fps, min_frames=min_frames)
@@ -567,6 +572,11 @@ def build_activitynet_index(
         for vid in sorted(v for v, e in database.items() if e["subset"] == spec.name):
             entry = database[vid]
             name = vid if vid.startswith(prefix) else f"{prefix}{vid}"
+            if name in policy.exclude or vid in policy.exclude:
+                builder.excluded.append(
+                    {"video": name, "subset": spec.name, "reason": "known_bad.exclude"}
+                )
+                continue
             path = files.get(name) or files.get(vid)
             if path is None:
                 builder.missing.append({"video": name, "subset": spec.name,
@@ -635,7 +645,8 @@ def index_from_config(
         index, gt = build_activitynet_index(
             dataset=name, annotations=cfg["annotations"], subsets=specs, fps=fps, root=root,
             videos=cfg.get("videos", "videos"), classes=cfg.get("classes"),
-            prefix=cfg.get("video_prefix", "v_"), trimmed=trimmed, min_frames=min_frames)
+            prefix=cfg.get("video_prefix", "v_"), trimmed=trimmed, min_frames=min_frames,
+            known_bad=KnownBad.from_config(cfg.get("known_bad")))
     elif fmt == "features":
         from wtal.byof import build_features_index
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 import os
 import shutil
 import signal
@@ -103,15 +104,18 @@ def audio_only(out: Path) -> Path:
     return out
 
 
-#: broken video -> (failing stage, what its log must say besides the file's path)
-BROKEN = {
-    "v_corrupt": ("decode", "cannot be decoded as a video"),
-    "v_truncated": ("decode", "v_truncated.mp4: "),
-    "v_empty": ("decode", "zero-length file"),
-    "v_garbled": ("decode", "cannot be decoded"),
-    "v_audio": ("decode", "has no video stream"),
-    "v_short": ("features", "shorter than one snippet of 16 frames"),
+#: broken video -> what the index stage's one error says of it (besides its file's path): every
+#: breakage that a container's header shows is reported there, all videos at once
+AT_INDEX = {
+    "v_corrupt": "cannot be opened as a video container",
+    "v_truncated": "cannot be opened as a video container",
+    "v_empty": "zero-length file",
+    "v_audio": "has no video stream",
+    "v_short": f"0.400 s long, 10 frame(s) at {FPS} fps; one snippet needs 16",
 }
+#: broken video -> (failing stage, what its log says): breakage only decoding shows
+AT_DECODE = {"v_garbled": ("decode", "cannot be decoded")}
+BROKEN = {**AT_INDEX, **AT_DECODE}
 GOOD = ["v_train1", "v_train2", "v_vfr", "v_test1"]
 FOLDER = "v_folder"  # a directory named like a video: the index records it as missing
 
@@ -119,9 +123,10 @@ FOLDER = "v_folder"  # a directory named like a video: the index records it as m
 @pytest.fixture(scope="module")
 def broken_run(
     tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Path, subprocess.CompletedProcess]:
-    """An ActivityNet-format dataset (durations in the JSON, so the index never opens a video)
-    of 4 good and 7 broken videos and a folder, run to features with --keep-going."""
+) -> tuple[Path, tuple[subprocess.CompletedProcess, str], subprocess.CompletedProcess]:
+    """An ActivityNet-format dataset of 4 good and 6 broken videos and a folder. First run: the
+    index stage fails, listing the five whose headers show it; second run, with those in
+    ``known_bad.exclude`` as the error says: to features with --keep-going."""
     root = tmp_path_factory.mktemp("broken_dataset")
     videos = root / "videos"
     videos.mkdir()
@@ -148,49 +153,65 @@ def broken_run(
         for i, name in enumerate([*GOOD, *BROKEN, FOLDER])
     }
     write_json(root / "anet.json", {"version": "test", "database": database})
+    dataset = {
+        "format": "activitynet", "root": str(root), "annotations": "anet.json",
+        "videos": "videos", "video_prefix": "v_", "trimmed": None, "fps": FPS,
+        "subsets": [{"name": "training", "split": "train"},
+                    {"name": "validation", "split": "test"}],
+        "flow": {"algorithm": "tvl1", "backend": "opencv", "bound": 20, "codec": "jpg",
+                 "params": {"nscales": 1, "warps": 1, "inner_iterations": 5,
+                            "outer_iterations": 1}},
+        "features": {"extractor": "i3d", "snippet_length": 16, "snippet_stride": 16,
+                     "short_side": 48, "crop": 48, "seed": 0, "batch_size": 8,
+                     "weights": {"rgb": "none", "flow": "none"}},
+        "evaluation": {"protocol": "anet", "protocols": ["anet"], "tiou": [0.5]},
+    }
     config = root / "config.yaml"
-    config.write_text(json.dumps({
-        "targets": [{"dataset": "broken", "model": "cas_baseline"}],
-        "datasets": {"broken": {
-            "format": "activitynet", "root": str(root), "annotations": "anet.json",
-            "videos": "videos", "video_prefix": "v_", "trimmed": None, "fps": FPS,
-            "subsets": [{"name": "training", "split": "train"},
-                        {"name": "validation", "split": "test"}],
-            "flow": {"algorithm": "tvl1", "backend": "opencv", "bound": 20, "codec": "jpg",
-                     "params": {"nscales": 1, "warps": 1, "inner_iterations": 5,
-                                "outer_iterations": 1}},
-            "features": {"extractor": "i3d", "snippet_length": 16, "snippet_stride": 16,
-                         "short_side": 48, "crop": 48, "seed": 0, "batch_size": 8,
-                         "weights": {"rgb": "none", "flow": "none"}},
-            "evaluation": {"protocol": "anet", "protocols": ["anet"], "tiou": [0.5]},
-        }},
-    }))
+    config.write_text(json.dumps({"targets": [{"dataset": "broken", "model": "cas_baseline"}],
+                                  "datasets": {"broken": dataset}}))
     workdir = tmp_path_factory.mktemp("broken_run")
-    targets = [f"work/broken/features/i3d/{v}.npy" for v in GOOD + list(BROKEN)]
-    proc = run(workdir, "--keep-going", *targets, configs=(config,), check=False)
-    return workdir, proc
+    targets = [f"work/broken/features/i3d/{v}.npy" for v in GOOD + list(AT_DECODE)]
+    first = run(workdir, "--keep-going", *targets, configs=(config,), check=False)
+    first_log = (workdir / "logs" / "broken" / "index.log").read_text()  # the rerun rewrites it
+    excluded = root / "excluded.yaml"
+    excluded.write_text(json.dumps({"datasets": {"broken": {
+        "known_bad": {"exclude": sorted(AT_INDEX)}}}}))
+    second = run(workdir, "--keep-going", *targets, configs=(config, excluded), check=False)
+    return workdir, (first, first_log), second
 
 
-def test_each_broken_video_fails_naming_the_file(broken_run) -> None:
-    workdir, proc = broken_run
-    output = proc.stdout + proc.stderr
-    assert proc.returncode != 0
-    for video, (stage, message) in BROKEN.items():
-        log = workdir / "logs" / "broken" / stage / ("i3d" if stage == "features" else "") / (
-            f"{video}.log")
-        text = log.read_text()
+def test_the_index_lists_every_unusable_video_at_once(broken_run) -> None:
+    _, (first, log), _ = broken_run
+    assert first.returncode != 0
+    assert "rule decode:" not in first.stdout + first.stderr  # nothing ran after the index
+    assert f"{len(AT_INDEX)} video(s) cannot be used" in log
+    for video, message in AT_INDEX.items():
+        assert f"  {video}: " in log, (video, log[-3000:])
+        assert f"{video}.mp4: {message}" in log, (video, log[-3000:])
+    assert "v_garbled:" not in log  # its header is sound: decode finds it
+    assert f"exclude: [{', '.join(sorted(AT_INDEX))}]" in log
+    assert "known_bad" in log
+
+
+def test_each_video_broken_inside_fails_at_decode_naming_the_file(broken_run) -> None:
+    workdir, _, second = broken_run
+    output = second.stdout + second.stderr
+    assert second.returncode != 0
+    for video, (stage, message) in AT_DECODE.items():
+        text = (workdir / "logs" / "broken" / stage / f"{video}.log").read_text()
         assert f"{video}.mp4" in text, (video, text[-2000:])
         assert message in text, (video, text[-2000:])
         assert f"video={video}" in output  # Snakemake's error block names the job
     index = read_json(workdir / "work/broken/index.json")
-    assert set(index["videos"]) == set(GOOD) | set(BROKEN)
+    assert set(index["videos"]) == set(GOOD) | set(AT_DECODE)
+    assert sorted(e["video"] for e in index["excluded"]) == sorted(AT_INDEX)
     # a documented, recorded skip: the folder is no video file, so the video is "missing"
     assert [m["video"] for m in index["missing"]] == [FOLDER]
     assert "no file" in index["missing"][0]["reason"]
 
 
 def test_the_other_videos_go_on(broken_run) -> None:
-    workdir, _ = broken_run
+    workdir, _, _ = broken_run
     for video in GOOD:
         features, sidecar = load_features(workdir / f"work/broken/features/i3d/{video}.npy")
         assert features.shape[1] == 2048
@@ -198,23 +219,18 @@ def test_the_other_videos_go_on(broken_run) -> None:
     plan = read_json(workdir / "work/broken/decode/v_vfr.json")
     assert plan["variable_frame_rate"] is True  # handled through the timestamps, and flagged
     assert plan["duration"] == pytest.approx(3.2, abs=0.08)  # from the real timestamps
-    assert plan["n_frames"] == int(plan["duration"] * FPS + 1e-6)
+    assert plan["n_frames"] == math.ceil(plan["duration"] * FPS - 1e-6)
     assert read_json(workdir / "work/broken/decode/v_train1.json")["variable_frame_rate"] is False
 
 
 def test_failed_jobs_leave_nothing_that_looks_finished(broken_run) -> None:
-    workdir, _ = broken_run
+    workdir, _, _ = broken_run
     work = workdir / "work" / "broken"
-    for video, (stage, _) in BROKEN.items():
+    for video in BROKEN:
         assert not (work / "features" / "i3d" / f"{video}.npy").exists()
         assert not (work / "features" / "i3d" / f"{video}.json").exists()
-        if stage == "decode":
-            assert not (work / "decode" / f"{video}.json").exists()
-            assert not (work / "flow" / f"{video}.zip").exists()
-    # the short video's plan and flow are right (10 frames, 9 flows): only features refuse it
-    assert read_json(work / "decode" / "v_short.json")["n_frames"] == 10
-    with zipfile.ZipFile(work / "flow" / "v_short.zip") as archive:
-        assert json.loads(archive.read("meta.json"))["n_flows"] == 9
+        assert not (work / "decode" / f"{video}.json").exists()
+        assert not (work / "flow" / f"{video}.zip").exists()
     assert temporaries(workdir / "work") == []
 
 
