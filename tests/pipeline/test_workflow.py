@@ -109,7 +109,7 @@ def test_a_new_frame_plan_version_reruns_decode_flow_and_features(
     ignore = shutil.ignore_patterns(".git", "__pycache__", "*.egg-info", "work", "results",
                                     "logs", ".snakemake", "benchmarks")
     code.mkdir()
-    for item in ("Snakefile", "pipeline", "extractors", "wtal"):
+    for item in ("Snakefile", "pipeline", "extractors", "wtal", "wtalio"):
         source = REPO / item
         if source.is_dir():
             shutil.copytree(source, code / item, ignore=ignore)
@@ -121,8 +121,9 @@ def test_a_new_frame_plan_version_reruns_decode_flow_and_features(
                "--directory", str(demo_run), "--configfile", str(CONFIG), "--cores", "1",
                "--dry-run", "--rerun-triggers", "mtime", "params", "input"]
         env = {**os.environ, "PYTHONPATH": str(code)}
+        # cwd outside the repository: `python -m` puts the cwd before PYTHONPATH on sys.path
         return subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env,
-                              check=True)
+                              check=True, cwd=tmp_path)
 
     assert "Nothing to be done" in dry_run().stdout
     decode_py = code / "extractors" / "decode.py"
@@ -132,6 +133,8 @@ def test_a_new_frame_plan_version_reruns_decode_flow_and_features(
     planned = planned_rules(dry_run().stdout)
     assert {"decode", "flow", "features", "train", "infer", "evaluate"} <= planned
     assert "index" not in planned
+
+
 def planned_gpus(output: str) -> dict[str, set[int]]:
     """The ``gpu`` resource of every job a dry run plans, per rule (-1: none declared)."""
     found: dict[str, set[int]] = {}
