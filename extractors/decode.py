@@ -427,8 +427,12 @@ def video_duration(video: str | os.PathLike[str]) -> float:
     Raises:
         VideoError: the file cannot be used as a video (the message names it and why).
     """
-    _, times, n_src, fps = _reader_and_times(Path(video))
-    return float(times.duration) if times is not None else n_src / fps
+    path = Path(video)
+    times = read_stream_times(path)  # demuxing only: no decoder is opened when pts are there
+    if times is not None:
+        return float(times.duration)
+    _, _, n_src, fps = _reader_and_times(path)
+    return n_src / fps
 
 
 def header_duration(video: str | os.PathLike[str]) -> float:
