@@ -3,7 +3,8 @@
 A dataset config with ``format: features`` (implied by a ``features_dir`` key) names::
 
     features_dir: /path/features       # where the features are (layout below)
-    annotations: /path/annotations.json  # ActivityNet schema (segments may be strings)
+    annotations: /path/annotations.json  # ActivityNet schema (segments may be strings; label
+                                         # "Ambiguous" marks THUMOS14's Ambiguous segments)
     snippet_seconds: 0.64              # time covered by one feature row (16 frames at 25 fps)
     train_subset: validation           # subset names of the annotations
     test_subset: test
@@ -39,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from extractors.grid import SnippetGrid
-from wtal.datasets import IndexBuilder, check_labels, classes_of, read_anet_database
+from wtal.datasets import AMBIGUOUS, IndexBuilder, check_labels, classes_of, read_anet_database
 from wtalio import current_umask, save_npy, write_json
 
 LAYOUTS = ("per_video", "basnet", "wtalc")
@@ -181,6 +182,23 @@ def feature_sources(cfg: Mapping[str, Any], key: str, subset: str, *,
     raise ValueError(f"no per-video sources in layout {layout!r}")
 
 
+def split_ambiguous(database: Mapping[str, Mapping[str, Any]],
+                    ) -> tuple[dict[str, dict[str, Any]], dict[str, list[list[float]]]]:
+    """Annotations labelled ``Ambiguous`` (THUMOS14's segments that the official kit ignores)
+    taken out of ``database``: ``(database without them, {video: [[t1, t2], ...]})``."""
+    kept: dict[str, dict[str, Any]] = {}
+    ambiguous: dict[str, list[list[float]]] = {}
+    for key, entry in database.items():
+        anns = []
+        for a in entry["annotations"]:
+            if a["label"] == AMBIGUOUS:
+                ambiguous.setdefault(key, []).append([float(x) for x in a["segment"]])
+            else:
+                anns.append(a)
+        kept[key] = {**entry, "annotations": anns}
+    return kept, ambiguous
+
+
 def build_features_index(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Index of a ``format: features`` dataset; videos without features are listed as missing."""
     layout = cfg.get("layout", "per_video")
@@ -196,6 +214,7 @@ def build_features_index(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
     for subset in splits:
         if subset not in present:
             raise ValueError(f"{ann}: no video of subset {subset!r} (subsets: {sorted(present)})")
+    database, ambiguous = split_ambiguous(database)
     classes = list(cfg.get("classes") or classes_of(database, list(splits)))
     check_labels(ann, database, classes, list(splits))
     builder = IndexBuilder(dataset=cfg["name"], classes=classes, fps=1.0 / cfg["snippet_seconds"])
@@ -243,7 +262,7 @@ def build_features_index(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
             "features": {"layout": layout, "files": sources, **(
                 {"row": entry["row"]} if "row" in entry else {})},
         }
-        builder.add(name, record, entry["annotations"])
+        builder.add(name, record, entry["annotations"], ambiguous.get(key))
     return builder.finish(f"{cfg['name']} (features, {layout} layout, {ann.name})",
                           snippet_seconds=cfg["snippet_seconds"], duration_check=check,
                           streams=cfg.get("streams"))

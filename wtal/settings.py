@@ -102,13 +102,16 @@ def merge_model_settings(
     path: str | os.PathLike[str],
     dataset: str | None,
     user: Mapping[str, Any] | None = None,
+    *,
+    settings_of: str | None = None,
 ) -> dict[str, Any]:
     """A model's settings merged, not validated. Later wins: the model file ``path``, its block
-    for ``dataset``, the user's overrides for the model, the user's overrides for the model on
-    ``dataset`` (``user`` is the model's entry of the workflow config's ``models:``)."""
+    for ``dataset`` (for ``settings_of`` when given: the dataset's ``model_settings``), the
+    user's overrides for the model, the user's overrides for the model on ``dataset`` (``user``
+    is the model's entry of the workflow config's ``models:``)."""
     base = read_yaml(path)
     user = dict(user or {})
-    merged = merge_settings(base, (base.get("datasets") or {}).get(dataset))
+    merged = merge_settings(base, (base.get("datasets") or {}).get(settings_of or dataset))
     merged = merge_settings(merged, {k: v for k, v in user.items() if k != "datasets"})
     merged = merge_settings(merged, (user.get("datasets") or {}).get(dataset))
     merged.pop("datasets", None)
@@ -120,6 +123,8 @@ def resolve_model_settings(
     path: str | os.PathLike[str],
     dataset: str | None,
     user: Mapping[str, Any] | None = None,
+    *,
+    settings_of: str | None = None,
 ) -> dict[str, Any]:
     """A model's settings for ``dataset``: :func:`merge_model_settings`, validated against
     ``model.schema.yaml`` with its defaults. The workflow (``common.smk``), the CLI and the
@@ -128,7 +133,7 @@ def resolve_model_settings(
     Raises:
         ValueError: the settings break the schema (the file is named).
     """
-    merged = merge_model_settings(path, dataset, user)
+    merged = merge_model_settings(path, dataset, user, settings_of=settings_of)
     return validate(merged, "model.schema.yaml",
                     f"model {Path(path).stem} on dataset {dataset} ({path})")
 

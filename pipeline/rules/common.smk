@@ -56,7 +56,8 @@ def _merged_model_config(model, dataset):
     """The model file, its block for ``dataset`` and the user's overrides, merged (later wins),
     not validated (wtal.settings.merge_model_settings)."""
     return merge_model_settings(
-        CONFIG_DIR / "models" / f"{model}.yaml", dataset, config["models"].get(model)
+        CONFIG_DIR / "models" / f"{model}.yaml", dataset, config["models"].get(model),
+        settings_of=dataset_config(dataset)["model_settings"],
     )
 
 
@@ -71,7 +72,8 @@ def model_config(model, dataset):
     key = (model, dataset)
     if key not in _MODEL_CACHE:
         _MODEL_CACHE[key] = resolve_model_settings(
-            CONFIG_DIR / "models" / f"{model}.yaml", dataset, config["models"].get(model)
+            CONFIG_DIR / "models" / f"{model}.yaml", dataset, config["models"].get(model),
+            settings_of=dataset_config(dataset)["model_settings"],
         )
         if workflow.is_main_process:  # not in every cluster job: the check imports torch
             where = f"model {model} on dataset {dataset}"

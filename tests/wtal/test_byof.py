@@ -183,6 +183,23 @@ def test_unknown_subset_is_an_error(tmp_path: Path, videos: dict) -> None:
         build_features_index(cfg)
 
 
+def test_ambiguous_label_becomes_ambiguous_segments(tmp_path: Path, videos: dict) -> None:
+    """THUMOS14's Ambiguous segments, given as label "Ambiguous", reach gt.json's ambiguous map
+    (the THUMOS14 kit ignores detections on them) and are neither a class nor an instance."""
+    key = "video_test_0000001"
+    with_amb = {k: dict(v) for k, v in videos.items()}
+    with_amb[key]["annotations"] = [*videos[key]["annotations"],
+                                    {"segment": [1.0, 2.5], "label": "Ambiguous"}]
+    cfg = config(write_per_video(tmp_path, with_amb))
+    index = index_from_config(tmp_path / "i.json", tmp_path / "gt.json", cfg)
+    gt = read_json(tmp_path / "gt.json")
+    assert index["classes"] == CLASSES
+    assert gt["ambiguous"] == {f"v_{key}": [[1.0, 2.5]]}
+    labels = {a["label"] for e in gt["database"].values() for a in e["annotations"]}
+    assert "Ambiguous" not in labels
+    assert len(gt["database"][f"v_{key}"]["annotations"]) == len(videos[key]["annotations"])
+
+
 def test_index_from_config_writes_both_files(tmp_path: Path, videos: dict) -> None:
     cfg = config(write_per_video(tmp_path, videos))
     index = index_from_config(tmp_path / "i.json", tmp_path / "gt.json", cfg)

@@ -1,0 +1,96 @@
+"""benchmarks/thumos_like.py writes a THUMOS14-structured feature benchmark that the
+bring-your-own-features path reads, with the premise it promises planted in the features."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from wtal.datasets import index_from_config
+from wtal.settings import resolve_dataset_settings
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "thumos_like.py"
+
+
+@pytest.fixture(scope="module")
+def bench():
+    spec = importlib.util.spec_from_file_location("thumos_like", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["thumos_like"] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def made(bench, tmp_path_factory):
+    out = tmp_path_factory.mktemp("thumos_like")
+    spec = bench.Spec(n_train=12, n_test=12, dim=8, seed=4)
+    stats = bench.make(out, spec)
+    return out, spec, stats
+
+
+def test_files_and_structure(bench, made) -> None:
+    out, spec, stats = made
+    db = json.loads((out / "annotations.json").read_text())["database"]
+    assert sum(e["subset"] == "validation" for e in db.values()) == 12
+    assert sum(e["subset"] == "test" for e in db.values()) == 12
+    for name, entry in db.items():
+        x = np.load(out / "features" / f"{name}.npy")
+        assert x.dtype == np.float32
+        assert x.shape == (round(entry["duration"] / bench.SNIPPET_SECONDS), 2 * spec.dim)
+        for a in entry["annotations"]:
+            assert a["label"] in bench.CLASSES or a["label"] == "Ambiguous"
+            assert 0 <= a["segment"][0] < a["segment"][1] <= entry["duration"] + 0.1
+        segs = {tuple(a["segment"]) for a in entry["annotations"] if a["label"] == "Diving"}
+        for a in entry["annotations"]:
+            if a["label"] == "CliffDiving":  # THUMOS14: CliffDiving instances are Diving too
+                assert tuple(a["segment"]) in segs
+    assert stats["validation"]["instances"] > 12  # many instances per video, not one
+
+
+def test_premise_core_inside_whole_context_outside(bench, made) -> None:
+    """Projected on a class's core direction, core snippets score highest, the rest of the
+    instance is weaker, the background near zero; the scene context is on the background."""
+    out, spec, _ = made
+    rng = np.random.default_rng(spec.seed)
+    dirs = bench.directions(spec, rng)  # same draw order as make(): directions come first
+    db = json.loads((out / "annotations.json").read_text())["database"]
+    inside, outside, context_bg = [], [], []
+    for name, entry in db.items():
+        x = np.load(out / "features" / f"{name}.npy")
+        mask = np.zeros(len(x), bool)
+        for a in entry["annotations"]:
+            if a["label"] == "Ambiguous":
+                continue
+            s, e = (int(np.floor(t / bench.SNIPPET_SECONDS)) for t in a["segment"])
+            mask[s:e + 1] = True
+            proj = x[s:e + 1] @ dirs[a["label"]]["core"]
+            inside.append(proj.max())
+        outside.append(x[~mask] @ dirs[bench.CLASSES[0]]["core"])
+        scene = [a["label"] for a in entry["annotations"] if a["label"] != "Ambiguous"]
+        if scene and (~mask).any():
+            context_bg.append(float(np.mean(x[~mask, :spec.dim] @ dirs[scene[0]]["context"])))
+    assert np.mean(inside) > 1.0
+    assert abs(np.mean(np.concatenate(outside))) < 0.2
+    assert np.mean(context_bg) > 0.3
+
+
+def test_the_workflow_config_indexes_as_thumos14_like(bench, made) -> None:
+    out, _, _ = made
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    ds = resolve_dataset_settings(bench.DATASET, None, cfg["datasets"][bench.DATASET])
+    assert ds["model_settings"] == "thumos14"
+    index = index_from_config(out / "index.json", out / "gt.json", ds)
+    gt = json.loads((out / "gt.json").read_text())
+    assert index["classes"] == list(bench.CLASSES)
+    n_amb = sum(a["label"] == "Ambiguous" for e in json.loads(
+        (out / "annotations.json").read_text())["database"].values() for a in e["annotations"])
+    assert sum(len(v) for v in gt.get("ambiguous", {}).values()) == n_amb
+    widths = cfg["models"]["cas_baseline"]["datasets"][bench.DATASET]["args"]
+    assert widths["hidden"] == 512 // bench.WIDTH_DIVISOR
