@@ -13,6 +13,8 @@ Four modules over snippet features, each switchable for the paper's ablation (ta
   discriminative regions erased (set to 0, the mean of standardised features): per class, the
   first stage's ``H`` is min-max normalised over the video and snippets at or above
   ξ_era = 0.8 are erased (:func:`erase_mask`). Cascaded CAS ``H_cas = max(H, H̄)``.
+  ``num_stages`` (table VI: one, two, three classifiers): stage s reads the input with the
+  regions of every earlier stage erased (the paper does not describe its third stage).
 * **KTM** (knowledge transfer module, ``ktm``): β · MMD² with a Gaussian kernel (Eq. 3,
   :func:`mmd2`) between the GAP-layer representations of trimmed and untrimmed videos of the
   same class. The trimmed representations come from a separately trained trimmed branch and are
@@ -22,8 +24,11 @@ Four modules over snippet features, each switchable for the paper's ablation (ta
   position; inner segment ``r_x = t_x + t_w·p_x``, ``r_w = t_w·exp(p_w)``, outer segment
   inflated by γ·r_w on each side (:func:`decode_anchors`); trained with α · the
   Outer-Inner-Contrastive loss (Eq. 2, :func:`outer_inner_contrast`) on the enhanced CAS of the
-  video's classes with the paper's anchor filtering (:func:`select_anchors`); scored
-  proposals ``p_conf = p_act · p_oic · p_class`` (Eq. 5-6) by :meth:`KTMGFN.proposals`.
+  video's classes with the paper's anchor filtering (:func:`select_anchors`) and Soft-NMS over
+  the kept anchors (:func:`soft_nms_weights`), jointly with the classification network
+  (``joint``, table VII; :meth:`KTMGFN.oic_objective`); scored proposals
+  ``p_conf = p_act · p_oic · p_class`` (Eq. 5-6) by :meth:`KTMGFN.proposals`, for every class,
+  ``p_class`` the mean probability of the trained classifiers (:meth:`KTMGFN.probabilities`).
 
 ::
 
@@ -35,7 +40,7 @@ Four modules over snippet features, each switchable for the paper's ablation (ta
                  │        embedding = [GAP(F0), …, GAP(F3)] (B, 4·hidden)  → KTM (MMD²)
                  │                 │ erase snippets where minmax(H[:, :, k]) ≥ ξ_era
                  ├─ x ⊙ (1 − erased) ─ stage 2 (same architecture, own weights) ─▶ H̄
-                 │        cas = max(H, H̄) (B, T, C) ─ GAP ─▶ video_logits (B, C)
+                 │        cas = max(H, H̄) (B, T, C); p_class = mean σ(branch logits)
                  └─ BRM: 3 × (Conv1d 128 k3 ─ ReLU) ─ Conv1d 2M k3 ─▶ (p_x, p_w) (B, T, M, 2)
                           anchors (t + ½, scale) → inner [s, e], outer [S, E] → OIC on a(cas)
 
@@ -55,9 +60,11 @@ representations of its clips (:class:`TrimmedReps`, not saved in the state dict)
 output (``Pretrained.reference``), handed to every ``net.loss(out, labels, mask, epoch=e,
 reference=reps)`` by the main loop.
 
-Inference (§III.F): :meth:`KTMGFN.candidates` gives the BRM's scored proposals (Eq. 5-6), or, with
-the BRM off, CAS-threshold candidates scored by the same product; the inference loop applies
-Soft-NMS (Eq. 7).
+Inference (§III.F): a model trained on sampled sequences reads a test video uniformly sampled
+to the training length (:meth:`KTMGFN.test_indices`; the inference stage maps the CAS and the
+candidates back to the video's snippets). :meth:`KTMGFN.candidates` gives the BRM's scored
+proposals of every class (Eq. 5-6), or, with the BRM off, CAS-threshold candidates scored by the
+same product; the inference loop applies Soft-NMS (Eq. 7).
 
 Training schedule (§IV.A): the BRM term joins the objective from epoch ``brm_start_epoch``
 (30 in the paper, of 100). The paper also drops the learning rate from 1e-3 to 1e-4 at that
@@ -492,14 +499,17 @@ class KTMGFN(Localizer):
     alone. ``pipeline/config/models/kt_mgfn.yaml`` turns it on (the paper's configuration).
     Choices the paper leaves open: ``hidden``, ``dropout``, ``inflation`` γ (AutoLoc's 0.25),
     ``kt_sigma`` (median heuristic), ``activation`` (min-max, see :meth:`KTMGFN.activations`),
-    ``oic_through_cas`` (off, see :meth:`KTMGFN.oic_objective`), the classes erased without
+    how Soft-NMS enters the training step (a weight per anchor, :func:`soft_nms_weights`),
+    how the classifiers' scores make p_class (their mean probability), the classes erased without
     labels (``erase_class_threshold``), which GAP layer feeds the KTM (stage 1, branches
     concatenated) and how long the trimmed branch trains (``trimmed_epochs``, 30: the paper's
     1e-3 phase; ``trimmed_lr`` / ``trimmed_batch_size``, None: the main loop's, see
     :meth:`KTMGFN.pretrain`).
-    Ablation switches: ``mdcm``, ``ccm``, ``ktm``, ``brm`` (table V); ``dilations`` (Fig. 5);
-    ``erase_threshold`` ξ_era (Fig. 6); table VIII's ``score_act`` / ``score_oic`` /
-    ``score_class`` are inference knobs (``infer.model``, :class:`KTMGFNInferOptions`).
+    Ablation switches: ``mdcm``, ``ccm``, ``ktm``, ``brm`` (table V); ``num_stages`` (table VI);
+    ``joint`` (table VII: False is stage-wise training); ``train_soft_nms``; ``dilations``
+    (Fig. 5); ``erase_threshold`` ξ_era (Fig. 6); table VIII's ``score_act`` / ``score_oic`` /
+    ``score_class`` and ``test_sampling`` are inference knobs (``infer.model``,
+    :class:`KTMGFNInferOptions`).
     """
 
     InferOptions = KTMGFNInferOptions
