@@ -104,7 +104,10 @@ def predict_video(
     model's own inference knobs (:func:`infer_options`; None: its defaults).
 
     A model trained on sequences rescaled to a fixed length (``feature_length``) sees the video
-    rescaled the same way; its CAS and candidates are mapped back to the video's own snippets.
+    rescaled the same way, and a model that samples its test videos
+    (``Localizer.test_indices``) sees the units it picks (unit j of K standing for the video's
+    snippets ``[j·T/K, (j+1)·T/K)``); either way its CAS and candidates are mapped back to the
+    video's own snippets.
     """
     length = ckpt.get("train_settings", {}).get("feature_length")
     if length is not None:
@@ -112,6 +115,17 @@ def predict_video(
             net, {**ckpt, "train_settings": {}}, rescale(features, length), device, settings,
             options)
         f = len(features) / length
+        if cands is not None:
+            cands = [(c, s * f, e * f, sc) for c, s, e, sc in cands]
+        return rescale(cas, len(features)), scores, cands
+    if options is None:
+        options = type(net).InferOptions()
+    picked = net.test_indices(len(features), train_settings=ckpt.get("train_settings", {}),
+                              options=options)
+    if picked is not None:  # e.g. KT-MGFN's uniform test-time sampling
+        cas, scores, cands = predict_video(
+            net, {**ckpt, "train_settings": {}}, features[picked], device, settings, options)
+        f = len(features) / len(picked)
         if cands is not None:
             cands = [(c, s * f, e * f, sc) for c, s, e, sc in cands]
         return rescale(cas, len(features)), scores, cands

@@ -44,6 +44,12 @@ single list of what a model provides:
     settings). None (the default) lets the infer stage threshold the CAS of
     :meth:`probabilities` (:func:`wtal.infer.cas_candidates`).
 
+``test_indices(n_snippets, *, train_settings, options) -> index array | None``
+    The snippets of a test video of ``n_snippets`` the model reads, in order (e.g. KT-MGFN's
+    uniform test-time sampling to its training length), given the checkpoint's training
+    settings (a dict) and the model's inference knobs; the infer stage maps the CAS and the
+    candidates back to the video's own snippets. Default: None, every snippet.
+
 ``unread_infer_settings() -> frozenset of InferSettings names``
     The generic localisation settings (``class_threshold``, ``cas_thresholds``, ``inflation``,
     ``video_score_weight``) that this model's :meth:`candidates` does not read; the infer
@@ -63,7 +69,7 @@ keyword arguments ``in_dim``, ``num_classes`` and the model's ``args`` (what tra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -187,6 +193,13 @@ class Localizer(nn.Module):
     ) -> list[Candidate] | None:
         """None: the infer stage thresholds the CAS (:func:`wtal.infer.cas_candidates`)."""
         del out, settings, options
+        return None
+
+    def test_indices(
+        self, n_snippets: int, *, train_settings: Mapping[str, Any], options: Any = None
+    ) -> np.ndarray | None:
+        """Every snippet of a test video is read (None)."""
+        del n_snippets, train_settings, options
         return None
 
     def unread_infer_settings(self) -> frozenset[str]:

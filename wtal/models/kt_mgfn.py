@@ -13,6 +13,8 @@ Four modules over snippet features, each switchable for the paper's ablation (ta
   discriminative regions erased (set to 0, the mean of standardised features): per class, the
   first stage's ``H`` is min-max normalised over the video and snippets at or above
   ξ_era = 0.8 are erased (:func:`erase_mask`). Cascaded CAS ``H_cas = max(H, H̄)``.
+  ``num_stages`` (table VI: one, two, three classifiers): stage s reads the input with the
+  regions of every earlier stage erased (the paper does not describe its third stage).
 * **KTM** (knowledge transfer module, ``ktm``): β · MMD² with a Gaussian kernel (Eq. 3,
   :func:`mmd2`) between the GAP-layer representations of trimmed and untrimmed videos of the
   same class. The trimmed representations come from a separately trained trimmed branch and are
@@ -22,8 +24,11 @@ Four modules over snippet features, each switchable for the paper's ablation (ta
   position; inner segment ``r_x = t_x + t_w·p_x``, ``r_w = t_w·exp(p_w)``, outer segment
   inflated by γ·r_w on each side (:func:`decode_anchors`); trained with α · the
   Outer-Inner-Contrastive loss (Eq. 2, :func:`outer_inner_contrast`) on the enhanced CAS of the
-  video's classes with the paper's anchor filtering (:func:`select_anchors`); scored
-  proposals ``p_conf = p_act · p_oic · p_class`` (Eq. 5-6) by :meth:`KTMGFN.proposals`.
+  video's classes with the paper's anchor filtering (:func:`select_anchors`) and Soft-NMS over
+  the kept anchors (:func:`soft_nms_weights`), jointly with the classification network
+  (``joint``, table VII; :meth:`KTMGFN.oic_objective`); scored proposals
+  ``p_conf = p_act · p_oic · p_class`` (Eq. 5-6) by :meth:`KTMGFN.proposals`, for every class,
+  ``p_class`` the mean probability of the trained classifiers (:meth:`KTMGFN.probabilities`).
 
 ::
 
@@ -35,7 +40,7 @@ Four modules over snippet features, each switchable for the paper's ablation (ta
                  │        embedding = [GAP(F0), …, GAP(F3)] (B, 4·hidden)  → KTM (MMD²)
                  │                 │ erase snippets where minmax(H[:, :, k]) ≥ ξ_era
                  ├─ x ⊙ (1 − erased) ─ stage 2 (same architecture, own weights) ─▶ H̄
-                 │        cas = max(H, H̄) (B, T, C) ─ GAP ─▶ video_logits (B, C)
+                 │        cas = max(H, H̄) (B, T, C); p_class = mean σ(branch logits)
                  └─ BRM: 3 × (Conv1d 128 k3 ─ ReLU) ─ Conv1d 2M k3 ─▶ (p_x, p_w) (B, T, M, 2)
                           anchors (t + ½, scale) → inner [s, e], outer [S, E] → OIC on a(cas)
 
@@ -55,9 +60,11 @@ representations of its clips (:class:`TrimmedReps`, not saved in the state dict)
 output (``Pretrained.reference``), handed to every ``net.loss(out, labels, mask, epoch=e,
 reference=reps)`` by the main loop.
 
-Inference (§III.F): :meth:`KTMGFN.candidates` gives the BRM's scored proposals (Eq. 5-6), or, with
-the BRM off, CAS-threshold candidates scored by the same product; the inference loop applies
-Soft-NMS (Eq. 7).
+Inference (§III.F): a model trained on sampled sequences reads a test video uniformly sampled
+to the training length (:meth:`KTMGFN.test_indices`; the inference stage maps the CAS and the
+candidates back to the video's snippets). :meth:`KTMGFN.candidates` gives the BRM's scored
+proposals of every class (Eq. 5-6), or, with the BRM off, CAS-threshold candidates scored by the
+same product; the inference loop applies Soft-NMS (Eq. 7).
 
 Training schedule (§IV.A): the BRM term joins the objective from epoch ``brm_start_epoch``
 (30 in the paper, of 100). The paper also drops the learning rate from 1e-3 to 1e-4 at that
@@ -69,7 +76,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -83,7 +90,8 @@ from wtal.losses import multilabel_bce
 from wtal.models.base import Localizer, Pretrained, PretrainInputs
 from wtal.models.cas_baseline import temporal_pool
 from wtal.models.registry import register_model
-from wtal.postprocess import runs_above, soft_nms
+from wtal.postprocess import batched_nms, runs_above, soft_nms
+from wtal.sampling import uniform_indices
 
 logger = logging.getLogger(__name__)
 
@@ -95,11 +103,11 @@ class KTMGFNOutput(NamedTuple):
     """What :class:`KTMGFN` gives for a batch."""
 
     cas: Tensor  # (B, T, C) enhanced CAS logits, max over stages of H0 + mean_i Hi
-    video_logits: Tensor  # (B, C) temporal pooling (GAP by default) of ``cas``
+    video_logits: Tensor  # (B, C) logit of p_class: mean σ of every branch classifier's logits
     stage_cas: Tensor  # (B, S, T, C) fused localisation sequence H of each stage (S = 1 or 2)
     branch_logits: Tensor  # (B, S, NB, C) video logits of every branch classifier
     embedding: Tensor  # (B, R) GAP-layer representation of stage 1 (branches concatenated)
-    erased: Tensor  # (B, T) bool, snippets erased from the input of stage 2
+    erased: Tensor  # (B, T) bool, snippets erased from the input of the last stage
     regression: Tensor | None  # (B, T, M, 2) BRM (p_x, p_w); None without the BRM
     mask: Tensor  # (B, T) bool, valid snippets
 
@@ -352,6 +360,40 @@ def select_anchors(
     return best, keep
 
 
+def soft_nms_weights(
+    segments: Tensor, scores: Tensor, keep: Tensor, *, iou_threshold: float, epsilon: float
+) -> Tensor:
+    """Soft-NMS (Eq. 7) over the kept anchors of each row, as a weight per anchor (§III.E).
+
+    Gaussian Soft-NMS (:func:`wtal.postprocess.batched_nms`, one group per row) re-scores the
+    kept anchors of a row: an anchor overlapping a better one by IoU > θ has its score
+    multiplied by ``exp(−IoU² / ε)``. The weight of an anchor is its final score over its
+    initial one (1 for an anchor nothing better overlaps), computed without gradients.
+
+    Args:
+        segments: (P, T, 2) the kept scale's segment at each position.
+        scores: (P, T) positive confidences (the training step uses ``p_oic = 1 − OIC``).
+        keep: (P, T) bool, the anchors :func:`select_anchors` keeps.
+        iou_threshold: θ_NMS; epsilon: ε.
+
+    Returns:
+        (P, T) weights in (0, 1], 1 where ``keep`` is False.
+    """
+    with torch.no_grad():
+        weight = torch.ones_like(scores)
+        rows, cols = keep.nonzero(as_tuple=True)
+        if len(rows) == 0:
+            return weight
+        seg = segments[rows, cols].double()
+        score = scores[rows, cols].double()
+        picked, decayed = batched_nms(seg, score, rows, method="gaussian",
+                                      iou_threshold=iou_threshold, epsilon=epsilon)
+        ratio = torch.ones_like(score)
+        ratio[picked] = decayed / score[picked]
+        weight[rows, cols] = ratio.to(weight.dtype)
+    return weight
+
+
 
 
 # --------------------------------------------------------------------------------------------
@@ -433,11 +475,19 @@ class BoundaryRegressor(nn.Module):
 @dataclass(frozen=True)
 class KTMGFNInferOptions:
     """KT-MGFN's own inference knobs (``infer.model`` in its settings): the factors of a
-    candidate's confidence p_conf (Eq. 6; table VIII switches them)."""
+    candidate's confidence p_conf (Eq. 6; table VIII switches them), and how a test video is
+    sampled (``test_sampling``, :meth:`KTMGFN.test_indices`): ``"uniform"`` (the paper,
+    §III.F) or ``"native"`` (every snippet, whatever the training sequences' length)."""
 
     score_act: bool = True
     score_oic: bool = True
     score_class: bool = True
+    test_sampling: str = "uniform"
+
+    def __post_init__(self) -> None:
+        if self.test_sampling not in ("uniform", "native"):
+            raise ValueError(f"test_sampling must be uniform or native, not "
+                             f"{self.test_sampling!r}")
 
 
 @register_model("kt_mgfn")
@@ -449,14 +499,17 @@ class KTMGFN(Localizer):
     alone. ``pipeline/config/models/kt_mgfn.yaml`` turns it on (the paper's configuration).
     Choices the paper leaves open: ``hidden``, ``dropout``, ``inflation`` γ (AutoLoc's 0.25),
     ``kt_sigma`` (median heuristic), ``activation`` (min-max, see :meth:`KTMGFN.activations`),
-    ``oic_through_cas`` (off, see :meth:`KTMGFN.oic_objective`), the classes erased without
+    how Soft-NMS enters the training step (a weight per anchor, :func:`soft_nms_weights`),
+    how the classifiers' scores make p_class (their mean probability), the classes erased without
     labels (``erase_class_threshold``), which GAP layer feeds the KTM (stage 1, branches
     concatenated) and how long the trimmed branch trains (``trimmed_epochs``, 30: the paper's
     1e-3 phase; ``trimmed_lr`` / ``trimmed_batch_size``, None: the main loop's, see
     :meth:`KTMGFN.pretrain`).
-    Ablation switches: ``mdcm``, ``ccm``, ``ktm``, ``brm`` (table V); ``dilations`` (Fig. 5);
-    ``erase_threshold`` ξ_era (Fig. 6); table VIII's ``score_act`` / ``score_oic`` /
-    ``score_class`` are inference knobs (``infer.model``, :class:`KTMGFNInferOptions`).
+    Ablation switches: ``mdcm``, ``ccm``, ``ktm``, ``brm`` (table V); ``num_stages`` (table VI);
+    ``joint`` (table VII: False is stage-wise training); ``train_soft_nms``; ``dilations``
+    (Fig. 5); ``erase_threshold`` ξ_era (Fig. 6); table VIII's ``score_act`` / ``score_oic`` /
+    ``score_class`` and ``test_sampling`` are inference knobs (``infer.model``,
+    :class:`KTMGFNInferOptions`).
     """
 
     InferOptions = KTMGFNInferOptions
@@ -475,6 +528,7 @@ class KTMGFN(Localizer):
         mdcm: bool = True,
         dilations: Sequence[int] = (1, 2, 3, 5),
         ccm: bool = True,
+        num_stages: int | None = None,
         erase_threshold: float = 0.8,
         erase_class_threshold: float = 0.5,
         ktm: bool = True,
@@ -490,7 +544,10 @@ class KTMGFN(Localizer):
         min_activation: float = 0.1,
         max_oic: float = -0.3,
         oic_reduction: str = "sum",
-        oic_through_cas: bool = False,
+        joint: bool = True,
+        train_soft_nms: bool = True,
+        train_nms_iou: float = 0.5,
+        train_nms_epsilon: float = 0.75,
         trimmed_epochs: int = 30,
         trimmed_lr: float | None = None,
         trimmed_batch_size: int | None = None,
@@ -506,6 +563,14 @@ class KTMGFN(Localizer):
             raise ValueError(f"unknown activation {activation!r} (minmax or sigmoid)")
         if oic_reduction not in {"sum", "mean"}:
             raise ValueError(f"unknown oic_reduction {oic_reduction!r} (sum or mean)")
+        if num_stages is None:
+            num_stages = 2 if ccm else 1
+        if num_stages < 1 or (not ccm and num_stages != 1):
+            raise ValueError(f"num_stages must be >= 1 (1 when ccm is off), got {num_stages} "
+                             f"with ccm={ccm}")
+        if not train_nms_epsilon > 0 or not train_nms_iou >= 0:
+            raise ValueError(f"train_nms_iou must be >= 0 and train_nms_epsilon > 0, got "
+                             f"{train_nms_iou}, {train_nms_epsilon}")
         dilations = tuple(int(d) for d in dilations)
         if not dilations:
             raise ValueError("dilations: at least one branch")
@@ -516,9 +581,8 @@ class KTMGFN(Localizer):
         self.pooling, self.topk_ratio, self.activation = pooling, topk_ratio, activation
         stage_args = dict(in_dim=in_dim, num_classes=num_classes, hidden=hidden,
                           kernel_size=kernel_size, dilations=dilations, dropout=dropout)
-        self.stages = nn.ModuleList([DilatedClassifier(**stage_args)])
-        if ccm:
-            self.stages.append(DilatedClassifier(**stage_args))
+        self.stages = nn.ModuleList([DilatedClassifier(**stage_args)
+                                     for _ in range(num_stages)])
         self.erase_threshold = erase_threshold
         self.erase_class_threshold = erase_class_threshold
         self.ktm, self.beta, self.kt_sigma = ktm, beta, kt_sigma
@@ -528,13 +592,16 @@ class KTMGFN(Localizer):
                                       num_layers=brm_layers) if brm else None)
         self.inflation, self.alpha, self.brm_start_epoch = inflation, alpha, brm_start_epoch
         self.min_activation, self.max_oic = min_activation, max_oic
-        self.oic_reduction, self.oic_through_cas = oic_reduction, oic_through_cas
+        self.oic_reduction, self.joint = oic_reduction, joint
+        self.train_soft_nms = train_soft_nms
+        self.train_nms_iou, self.train_nms_epsilon = train_nms_iou, train_nms_epsilon
         self.embedding_dim = hidden * len(dilations)
         # what the trimmed branch shares with this model (KTM, :meth:`pretrain`)
         self._branch_args = dict(in_dim=in_dim, num_classes=num_classes, hidden=hidden,
                                  kernel_size=kernel_size, dropout=dropout, pooling=pooling,
                                  topk_ratio=topk_ratio, activation=activation, mdcm=mdcm,
-                                 dilations=dilations, ccm=ccm, erase_threshold=erase_threshold,
+                                 dilations=dilations, ccm=ccm, num_stages=num_stages,
+                                 erase_threshold=erase_threshold,
                                  erase_class_threshold=erase_class_threshold)
         self.trimmed_epochs, self.trimmed_lr = trimmed_epochs, trimmed_lr
         self.trimmed_batch_size = trimmed_batch_size
@@ -564,23 +631,27 @@ class KTMGFN(Localizer):
             with torch.no_grad():
                 if labels is not None:
                     classes = labels > 0.5
-                else:
-                    video = temporal_pool(h1, mask, pooling=self.pooling,
-                                          topk_ratio=self.topk_ratio)  # (B, C)
-                    classes = torch.sigmoid(video) >= self.erase_class_threshold
-                    classes |= F.one_hot(video.argmax(dim=1), video.shape[1]).bool()
-                erased = erase_mask(h1.detach(), mask, classes, threshold=self.erase_threshold)
-            x2 = x.masked_fill(erased.unsqueeze(-1), 0.0)  # (B, T, D)
-            cas2, logits2, _ = self._stage(1, x2, mask)
-            stage_cas.append(fuse_branches(cas2))
-            branch_logits.append(logits2)
+                else:  # the classes stage 1's classifiers predict (their mean probability)
+                    p1 = torch.sigmoid(logits1).mean(dim=1)  # (B, C)
+                    classes = p1 >= self.erase_class_threshold
+                    classes |= F.one_hot(p1.argmax(dim=1), p1.shape[1]).bool()
+        for s in range(1, len(self.stages)):
+            with torch.no_grad():  # cumulative: what every earlier stage found is erased
+                erased = erased | erase_mask(stage_cas[-1].detach(), mask, classes,
+                                             threshold=self.erase_threshold)
+            xs = x.masked_fill(erased.unsqueeze(-1), 0.0)  # (B, T, D)
+            cas_s, logits_s, _ = self._stage(s, xs, mask)
+            stage_cas.append(fuse_branches(cas_s))
+            branch_logits.append(logits_s)
         stacked = torch.stack(stage_cas, dim=1)  # (B, S, T, C)
         cas = stacked.amax(dim=1)  # (B, T, C): H_cas = max(H, H̄)
-        video_logits = temporal_pool(cas, mask, pooling=self.pooling, topk_ratio=self.topk_ratio)
+        logits = torch.stack(branch_logits, dim=1)  # (B, S, NB, C)
+        # p_class: the mean probability of the trained classifiers (Eq. 1's σ(y_cls))
+        video_logits = torch.logit(torch.sigmoid(logits).mean(dim=(1, 2)), eps=1e-6)
         regression = self.brm(x) if self.brm is not None else None  # (B, T, M, 2)
         return KTMGFNOutput(
             cas=cas, video_logits=video_logits, stage_cas=stacked,
-            branch_logits=torch.stack(branch_logits, dim=1), embedding=gap1.flatten(1),
+            branch_logits=logits, embedding=gap1.flatten(1),
             erased=erased, regression=regression, mask=mask,
         )
 
@@ -597,8 +668,14 @@ class KTMGFN(Localizer):
         return minmax_over_time(cas, mask)[0]
 
     def probabilities(self, out: KTMGFNOutput) -> tuple[Tensor, Tensor]:
-        """Enhanced CAS activations (B, T, C) (see :meth:`activations`) and video scores σ of
-        the pooled CAS (B, C), both in [0, 1]."""
+        """Enhanced CAS activations (B, T, C) (see :meth:`activations`) and the video scores
+        p_class (B, C) of Eq. (6), both in [0, 1].
+
+        p_class is the classification score of the augmented classification network: the mean,
+        over every branch classifier of every stage, of ``σ(y_cls)`` (Eq. 1), i.e. the
+        probabilities that ``L_class`` trains. (The paper does not say how the classifiers'
+        scores are combined; σ of the pooled enhanced CAS, which no loss trains, was used
+        before.)"""
         return self.activations(out.cas, out.mask), torch.sigmoid(out.video_logits)
 
     @torch.no_grad()
@@ -624,6 +701,8 @@ class KTMGFN(Localizer):
         }
         if out.stage_cas.shape[1] > 1:
             seqs["mining_cas"] = self.activations(out.stage_cas[:, 1], mask)
+        for s in range(2, out.stage_cas.shape[1]):  # table VI's third classifier
+            seqs[f"mining_cas_{s + 1}"] = self.activations(out.stage_cas[:, s], mask)
         seqs["cascaded_cas"] = self.activations(out.cas, mask)
         if out.stage_cas.shape[1] > 1:
             seqs["erased"] = out.erased.to(x.dtype)
@@ -778,13 +857,25 @@ class KTMGFN(Localizer):
     def oic_objective(
         self, out: KTMGFNOutput, labels: Tensor, mask: Tensor
     ) -> tuple[Tensor, int]:
-        """L_OIC of a batch: per video, the OIC losses of the kept anchors of its classes, summed
-        (``oic_reduction="sum"``, the paper) or averaged; then averaged over the videos.
+        """L_OIC of a batch (§III.E, Eq. 2), the paper's training step for the BRM.
 
-        The gradient reaches the BRM; it reaches the CAS too only with ``oic_through_cas``
-        (off by default: AutoLoc's OIC loss trains the regressor alone, and letting α · the
-        summed OIC losses reshape the CAS undid the classification on planted features and on
-        the demo, where it lowered mAP@0.5 from 0.80 to 0.39).
+        For every (video, ground-truth class) pair the anchors are decoded and filtered
+        (:func:`select_anchors`: activation < 0.1 dropped, the lowest-OIC scale per position,
+        OIC > −0.3 dropped); then Soft-NMS (Eq. 7, θ ``train_nms_iou``, ε
+        ``train_nms_epsilon``) runs over the kept anchors of the pair (:func:`soft_nms_weights`)
+        and each kept anchor's OIC loss is weighted by its Soft-NMS decay, so that anchors
+        regressed onto (nearly) the same segment count about once. Per video the weighted OIC
+        losses are summed (``oic_reduction="sum"``, the paper: "the summation of the OIC losses
+        of all kept anchors") or averaged; then averaged over the videos. ``train_soft_nms``
+        off: every kept anchor has weight 1.
+
+        ``joint`` (the paper's end-to-end training, table VII's "end-to-end"): the OIC gradient
+        reaches the classification network through the enhanced CAS as well as the BRM ("the
+        optimization process will encourage the higher activation in the inner area but the
+        lower activation in the outer area"). ``joint=False`` is table VII's "stage-wise": the CAS
+        is detached, the BRM learns on it alone and the classification network never sees the
+        OIC loss. In both the BRM reads the input features (§III.C: "given the encoded video
+        features as the input"; Fig. 1(ii)).
 
         Returns:
             ``(L_OIC, number of kept anchors)``.
@@ -795,13 +886,21 @@ class KTMGFN(Localizer):
         if len(pairs) == 0:
             return out.cas.new_zeros(()), 0
         b, k = pairs[:, 0], pairs[:, 1]
-        cas = out.cas if self.oic_through_cas else out.cas.detach()
+        cas = out.cas if self.joint else out.cas.detach()
         act = self.activations(cas, mask)[b, :, k]  # (P, T)
         lengths = mask.sum(dim=1)[b]  # (P,)
-        oic, _, _ = self._anchor_oic(act, out.regression[b], lengths)  # (P, T, M)
+        oic, _, inner = self._anchor_oic(act, out.regression[b], lengths)  # (P, T, M)
         best, keep = select_anchors(oic.detach(), act.detach(), mask[b],
                                     min_activation=self.min_activation, max_oic=self.max_oic)
         chosen = oic.gather(2, best.unsqueeze(-1)).squeeze(-1)  # (P, T)
+        if self.train_soft_nms:
+            seg = inner.detach().gather(2, best[..., None, None].expand(-1, -1, 1, 2))[:, :, 0]
+            top = lengths.to(seg.dtype)[:, None, None]
+            seg = torch.minimum(seg.clamp(min=0.0), top)  # (P, T, 2) inside the video
+            weight = soft_nms_weights(seg, 1.0 - chosen.detach(), keep,
+                                      iou_threshold=self.train_nms_iou,
+                                      epsilon=self.train_nms_epsilon)
+            chosen = chosen * weight
         chosen = torch.where(keep, chosen, torch.zeros_like(chosen))
         per_pair = chosen.sum(dim=1)  # (P,)
         if self.oic_reduction == "mean":
@@ -826,7 +925,8 @@ class KTMGFN(Localizer):
     ) -> list[Proposals]:
         """Scored segments of every video of a batch (§III.F), for an inference stage.
 
-        For every class whose video score reaches ``class_threshold``, the BRM's anchors are
+        For every class (all of them by default, as the paper: "consider the CAS of all action
+        categories"; those whose video score reaches ``class_threshold``), the BRM's anchors are
         decoded and filtered as in training (activation < ``min_activation`` dropped, lowest
         OIC per position, OIC > ``max_oic`` dropped); each kept segment, clipped to the video,
         is scored ``p_conf = p_act · p_oic · p_class`` (Eq. 5-6; ``p_act`` the mean activation
@@ -895,8 +995,9 @@ class KTMGFN(Localizer):
     ) -> list[tuple[int, float, float, float]]:
         """Candidate segments of the single video in ``out`` for the inference loop (§III.F).
 
-        Classes: those whose video score reaches ``settings.class_threshold``, the top class if
-        none does (as the generic CAS thresholding of ``wtal.infer`` chooses them).
+        Classes: all of them (§III.F: "consider the CAS of all action categories"); a class the
+        video does not show is ranked down by its p_class. ``settings.class_threshold`` is not
+        read.
 
         * With the BRM: its scored proposals (:meth:`proposals`: anchors decoded and filtered
           as in training, ``p_conf = p_act · p_oic · p_class``, Eq. 5-6, each factor switched
@@ -925,9 +1026,8 @@ class KTMGFN(Localizer):
                              f"{out.cas.shape[0]}")
         options = options if options is not None else KTMGFNInferOptions()
         act_all, video_scores = self.probabilities(out)  # (1, T, C), (1, C)
-        threshold = min(float(settings.class_threshold), float(video_scores.max()))
         if self.brm is not None:
-            (props,) = self.proposals(out, class_threshold=threshold, options=options)
+            (props,) = self.proposals(out, options=options)
             return [(int(c), float(se[0]), float(se[1]), float(sc)) for se, sc, c in
                     zip(props.segments.tolist(), props.scores.tolist(), props.classes.tolist(),
                         strict=True)]
@@ -935,7 +1035,7 @@ class KTMGFN(Localizer):
         found: list[tuple[int, float, float, float]] = []
         if n == 0:
             return found
-        for c in (video_scores[0] >= threshold).nonzero().flatten().tolist():
+        for c in range(act_all.shape[2]):
             act = act_all[0, :n, c]  # (n,)
             seq = act.cpu().numpy()
             runs = sorted({r for level in settings.cas_thresholds
@@ -962,10 +1062,31 @@ class KTMGFN(Localizer):
         found.sort(key=lambda d: -d[3])
         return found
 
+    def test_indices(
+        self, n_snippets: int, *, train_settings: Mapping[str, Any], options: Any = None
+    ) -> np.ndarray | None:
+        """The snippets a test video is read at (§III.F: "During prediction, we adopt the uniform
+        sampling method to sample the input video feature sequence").
+
+        A model trained on sampled sequences (``train.sampling`` sparse, uniform or shot, of
+        ``num_segments`` K units: the paper samples sparsely in training, §III.E) reads a test
+        video as K uniformly spaced units (:func:`wtal.sampling.uniform_indices`), so that its
+        dilated convolutions and snippet-sized anchors see the time scale they were trained
+        at; the inference stage maps the CAS and the candidates back to the video's own
+        snippets. None (every snippet) when the model was trained on whole videos or crops
+        (``sampling: all``) and with ``options.test_sampling == "native"``.
+        """
+        strategy = train_settings.get("sampling", "all")
+        if options is not None and getattr(options, "test_sampling", "uniform") == "native":
+            return None
+        if strategy == "all" or train_settings.get("feature_length") is not None:
+            return None
+        return uniform_indices(n_snippets, length=int(train_settings["num_segments"]))
+
     def unread_infer_settings(self) -> frozenset[str]:
-        """Candidates are scored by Eq. 6 (the model's own γ); with the BRM they are its
-        proposals, not CAS runs."""
-        unread = {"inflation", "video_score_weight"}
+        """Candidates are scored by Eq. 6 (the model's own γ), for every class; with the BRM
+        they are its proposals, not CAS runs."""
+        unread = {"class_threshold", "inflation", "video_score_weight"}
         if self.brm is not None:
             unread.add("cas_thresholds")
         return frozenset(unread)
