@@ -297,7 +297,8 @@ class TSRNet(Localizer):
     epochs, ``attention_activation`` (sigmoid: see the module docstring) and
     ``regularizer_norm``. Ablation switches (Fig. 3, tables 1 and 3): ``streams`` / ``stream``
     (two-stream, RGB, flow), ``attention`` (+SA), ``knowledge_transfer`` (+KT), ``kt_fc2``
-    (w/o L_FC2).
+    (w/o L_FC2), ``overlap_pretrain`` (table 4: TSRNet first trained on the classes the
+    trimmed clips share, then on all).
     """
 
     InferOptions = TSRNetInferOptions
