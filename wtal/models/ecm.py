@@ -55,14 +55,26 @@ Readings of what the paper leaves open (each a builder argument):
 
 Inference (Sec. 3.5, :meth:`ECM.candidates`): classes whose video score is under τ = 0.25 are
 discarded (``class_threshold`` of the infer settings; the best class is kept if none passes),
-the remaining CAS are min-max normalised along time, and temporal actionness grouping (TAG,
-SSN [23]) turns each into proposals: at every threshold of ``cas_thresholds`` the runs of
-snippets above it are the "basins", and consecutive basins are merged while the basins cover at
-least a fraction γ of the merged span, for every γ of ``tag_gammas`` (γ = 1: the basins alone).
-The paper does not say how a proposal is scored: here by its outer-inner contrast on the
-normalised CAS (AutoLoc, the usual choice; band ``inflation``) plus ``video_score_weight`` × the
-video score. The pipeline's NMS then removes duplicates. Table 6's frame accuracy is
+the remaining CAS are min-max normalised along time, and temporal actionness grouping (TAG of
+SSN, ECM's [23]) turns each into proposals: at every threshold τ of ``cas_thresholds`` the runs
+of snippets above it are the "basins"; from every basin the following basins are absorbed one
+by one while the basins still cover at least a fraction γ of the merged span, for every γ of
+``tag_gammas`` (:func:`actionness_groups`). ECM gives no values; SSN's multi-threshold scheme
+samples τ and γ on an even grid of step 0.05 in (0, 1), which is the default
+(:data:`SSN_GRID`; γ = 1 alone is plain thresholding). ECM does not say how a proposal is
+scored either: its inference follows BaSNet [33] (the τ rejection), which scores a proposal by
+its outer-inner contrast on the CAS (AutoLoc's, band ``inflation``); that contrast alone is
+the default. The ``video_score_weight`` × video score term some implementations add (0.2) is
+in neither paper; it is kept as a setting (``infer.video_score_weight``, 0 in ecm.yaml) and an
+ablation row. The pipeline's NMS then removes duplicates. Table 6's frame accuracy is
 :func:`wtal.frame_metrics.frame_accuracy`.
+
+Table 5 (model ensemble): with ``independent_streams=True`` (two classifiers, no L_c2c /
+L_a2c, the post stream's weights transited from its own classifier's CAS) the two streams
+share no parameter, which is training the pre- and post-classification networks
+independently; ``ECMInferOptions.cas_source`` then localises from Φ_pre's CAS (``pre``), from
+Φ_post's (``post``), from both with the proposals merged (``merge``), or from the fused
+λ·CAS_pre + (1 − λ)·CAS_post (``weighted``, λ = ``fusion_lambda``).
 
 The features are the concatenated RGB and flow I3D features (Sec. 4.1): ECM learns one network
 on both, so it has no per-stream sub-networks.
@@ -99,6 +111,7 @@ class ECMOutput(NamedTuple):
     post_bg_logits: Tensor | None  # (B, C) s̃^o logits: Φ_c on the background-weighted features
     action_weights: Tensor | None  # (B, T, C) W^a in [0, 1], 0 at padding
     mask: Tensor  # (B, T) valid snippets
+    post_cas: Tensor | None = None  # (B, T, C) snippet logits of Φ_post (two classifiers only)
 
 
 # ---- building blocks --------------------------------------------------------------------------
@@ -298,17 +311,34 @@ def actionness_groups(seq: np.ndarray, threshold: float, gamma: float) -> list[t
 # ---- the model --------------------------------------------------------------------------------
 
 
+#: SSN's TAG grid (ECM's [23]): τ and γ sampled in (0, 1) with an even step of 0.05.
+SSN_GRID: tuple[float, ...] = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+CAS_SOURCES = ("pre", "post", "merge", "weighted")
+
+
 @dataclass(frozen=True)
 class ECMInferOptions:
-    """ECM's own inference knobs (``infer.model`` in its settings)."""
+    """ECM's own inference knobs (``infer.model`` in its settings).
 
-    tag_gammas: tuple[float, ...] = (1.0,)  # TAG's γ: basins merged while they cover ≥ γ
+    ``tag_gammas``: TAG's γ (basins merged while they cover ≥ γ of the span), SSN's grid by
+    default; ``cas_source`` / ``fusion_lambda``: which CAS is localised (table 5; ``pre`` is Φ's
+    CAS, the only one with a shared classifier).
+    """
+
+    tag_gammas: tuple[float, ...] = SSN_GRID
+    cas_source: str = "pre"  # pre, post, merge (both, proposals pooled) or weighted (λ-fused)
+    fusion_lambda: float = 0.8  # λ of table 5's weighted sum λ·CAS_pre + (1 − λ)·CAS_post
 
     def __post_init__(self) -> None:
         gammas = tuple(float(g) for g in self.tag_gammas)
         if not gammas or not all(0.0 < g <= 1.0 for g in gammas):
             raise ValueError(f"tag_gammas must be values in (0, 1], got {self.tag_gammas!r}")
         object.__setattr__(self, "tag_gammas", gammas)
+        if self.cas_source not in CAS_SOURCES:
+            raise ValueError(f"unknown cas_source {self.cas_source!r} ({', '.join(CAS_SOURCES)})")
+        if not 0.0 <= float(self.fusion_lambda) <= 1.0:
+            raise ValueError(f"fusion_lambda must be in [0, 1], got {self.fusion_lambda!r}")
 
 
 @register_model("ecm")
@@ -343,6 +373,7 @@ class ECM(Localizer):
         aggregation: str = "length",  # what Eq. 1 / 2 sums are divided by: length, weights, none
         scores: str = "softmax",  # class scores of L_cls, Eq. 3 and τ: softmax (paper) or sigmoid
         a2c_absence_trains: str = "weights",  # what log(1 − s̃^o) of Eq. 4 trains: weights | all
+        independent_streams: bool = False,  # table 5: Φ_post's weights from its own CAS
     ) -> None:
         super().__init__()
         if scores not in {"softmax", "sigmoid"}:
@@ -357,6 +388,9 @@ class ECM(Localizer):
             raise ValueError("a2c (Eq. 4) is a loss of the post-classification stream")
         if not shared_classifier and not (pre_stream and post_stream):
             raise ValueError("shared_classifier=False only makes sense with both streams")
+        if independent_streams and (shared_classifier or a2c or c2c):
+            raise ValueError("independent_streams (table 5) needs shared_classifier=False, "
+                             "a2c=False and c2c=False: the two networks share nothing")
         if folds < 1:
             raise ValueError("folds must be at least 1")
         if aggregation not in {"weights", "length", "none"}:
@@ -380,6 +414,7 @@ class ECM(Localizer):
         self.a2c_absence_trains = a2c_absence_trains
         self.aggregation = aggregation
         self.scores = scores
+        self.independent_streams = independent_streams
         self.classifier = TemporalClassifier(
             in_dim=in_dim, num_classes=num_classes, hidden=hidden, dropout=dropout
         )
@@ -400,7 +435,7 @@ class ECM(Localizer):
         mask = mask.bool()
         x = x.masked_fill(~mask.unsqueeze(-1), 0.0)  # (B, T, D)
         cas = self.classifier(x.transpose(1, 2), mask).transpose(1, 2)  # (B, T, C)
-        pre_logits = post_logits = post_bg_logits = action_weights = None
+        pre_logits = post_logits = post_bg_logits = action_weights = post_cas = None
         stream_logits = []
         if self.pre_stream:
             pre_logits = temporal_pool(cas, mask, pooling="topk", topk_ratio=self.topk_ratio)
@@ -408,10 +443,14 @@ class ECM(Localizer):
         if self.post_stream:
             assert self.transition is not None
             m = mask.unsqueeze(-1).to(cas.dtype)  # (B, T, 1)
-            wa = torch.sigmoid(self.transition(cas.transpose(1, 2))).transpose(1, 2)  # (B, T, C')
+            phi = self.post_classifier if self.post_classifier is not None else self.classifier
+            if self.post_classifier is not None:
+                post_cas = phi(x.transpose(1, 2), mask).transpose(1, 2)  # (B, T, C)
+            # weight transition from Φ's CAS (ECM) or, table 5, from Φ_post's own CAS
+            source = post_cas if self.independent_streams else cas
+            wa = torch.sigmoid(self.transition(source.transpose(1, 2))).transpose(1, 2)
             action_weights = wa.expand(-1, -1, self.num_classes) * m  # (B, T, C)
             agg = {"folds": self.folds, "normalize": self.aggregation}
-            phi = self.post_classifier if self.post_classifier is not None else self.classifier
             f_a = three_fold_aggregate(x, action_weights, mask, **agg)  # (B, C, 3, D)
             post_logits = phi.per_class(f_a).mean(dim=2)  # (B, C)
             if self.use_a2c:
@@ -423,7 +462,7 @@ class ECM(Localizer):
         video_logits = torch.stack(stream_logits).mean(dim=0)  # (B, C)
         return ECMOutput(cas=cas, video_logits=video_logits, pre_logits=pre_logits,
                          post_logits=post_logits, post_bg_logits=post_bg_logits,
-                         action_weights=action_weights, mask=mask)
+                         action_weights=action_weights, mask=mask, post_cas=post_cas)
 
     def loss(
         self, out: ECMOutput, labels: Tensor, mask: Tensor, *, epoch: int, step: int = 0,
@@ -467,32 +506,57 @@ class ECM(Localizer):
         """Proposals of one video (batch 1), Sec. 3.5: (class, start, end, score), snippet units.
 
         Classes with a video score under τ (``settings.class_threshold``) are dropped (the best
-        is kept if none passes); each kept class's min-max normalised CAS goes through
-        :func:`actionness_groups` at every level of ``settings.cas_thresholds`` and every γ of
-        ``options.tag_gammas``; a proposal [first, last + 1) is scored by its outer-inner contrast
-        (band ``settings.inflation``) + ``settings.video_score_weight`` × the video score.
+        is kept if none passes); each kept class's min-max normalised CAS (the one
+        ``options.cas_source`` names, :meth:`localised_cas`) goes through
+        :func:`actionness_groups` at every level τ of ``settings.cas_thresholds`` and every γ of
+        ``options.tag_gammas``; a proposal [first, last + 1) is scored by its outer-inner
+        contrast on that CAS (band ``settings.inflation``), plus ``settings.video_score_weight``
+        × the video score (0 in ecm.yaml: not in the paper).
         """
         if out.cas.shape[0] != 1:
             raise ValueError(f"candidates: one video, got a batch of {out.cas.shape[0]}")
         options = options if options is not None else ECMInferOptions()
-        cas_t, scores_t = self.probabilities(out)
-        cas = cas_t[0].detach().cpu().double().numpy()  # (T, C) in [0, 1]
-        scores = scores_t[0].detach().cpu().double().numpy()  # (C,)
-        kept = chosen_classes(scores, settings.class_threshold)
+        scores = class_scores(out.video_logits, scores=self.scores)[0].detach().cpu().double()
+        scores_np = scores.numpy()  # (C,)
+        kept = chosen_classes(scores_np, settings.class_threshold)
         found: list[tuple[int, float, float, float]] = []
-        for c in kept:
-            best: dict[tuple[int, int], float] = {}
-            for level in settings.cas_thresholds:
-                for gamma in options.tag_gammas:
-                    for first, last in actionness_groups(cas[:, c], level, gamma):
-                        if (first, last) in best:
-                            continue
-                        best[(first, last)] = (
-                            outer_inner_score(cas[:, c], first, last,
-                                              inflation=settings.inflation)
-                            + settings.video_score_weight * float(scores[c]))
-            found.extend((c, float(f), float(la + 1), sc) for (f, la), sc in best.items())
+        for cas in self.localised_cas(out, options):
+            for c in kept:
+                best: dict[tuple[int, int], float] = {}
+                for level in settings.cas_thresholds:
+                    for gamma in options.tag_gammas:
+                        for first, last in actionness_groups(cas[:, c], level, gamma):
+                            if (first, last) in best:
+                                continue
+                            best[(first, last)] = (
+                                outer_inner_score(cas[:, c], first, last,
+                                                  inflation=settings.inflation)
+                                + settings.video_score_weight * float(scores_np[c]))
+                found.extend((c, float(f), float(la + 1), sc) for (f, la), sc in best.items())
         return found
+
+    def localised_cas(self, out: ECMOutput, options: ECMInferOptions) -> list[np.ndarray]:
+        """The min-max normalised CAS (T, C) that :meth:`candidates` groups, one video:
+
+        * ``pre``: Φ's CAS (Φ_pre with two classifiers; the shared Φ in ECM);
+        * ``post``: Φ_post's CAS on the snippets (Φ's when shared);
+        * ``merge``: both, each grouped on its own, proposals pooled (table 5 "Merge");
+        * ``weighted``: λ·CAS_pre + (1 − λ)·CAS_post of the two normalised CAS, normalised
+          again (table 5 "Weighted sum λ").
+        """
+        m = out.mask[:1]
+        pre = masked_minmax(out.cas[:1], m)
+        post = pre if out.post_cas is None else masked_minmax(out.post_cas[:1], m)
+        if options.cas_source == "pre":
+            seqs = [pre]
+        elif options.cas_source == "post":
+            seqs = [post]
+        elif options.cas_source == "merge":
+            seqs = [pre, post]
+        else:
+            lam = float(options.fusion_lambda)
+            seqs = [masked_minmax(lam * pre + (1.0 - lam) * post, m)]
+        return [s[0].detach().cpu().double().numpy() for s in seqs]
 
     @torch.no_grad()
     def score_sequences(self, x: Tensor, mask: Tensor | None = None) -> dict[str, Tensor]:

@@ -3,20 +3,30 @@
 One independent network per feature stream (RGB, optical flow; one stream of all columns when
 the features record no stream ranges), each:
 
-* **self-attention** (Eq. 1): ``a_k = softmax_t(w2_k · tanh(W1 X))`` for ``hops`` sets of
+* **self-attention** (Eq. 1): ``a_k = σ(w2_k · tanh(W1 X))`` per snippet for ``hops`` sets of
   weights (the paper's "attention weight vector extended to a matrix"), ``ā`` their mean over
-  the hops (it still sums to one over time), and the self-attentive representation
-  ``m = X āᵀ`` (d,) — the input of the first FC layer;
+  the hops, and the self-attentive representation ``m = X āᵀ / n`` (d,), the input of the
+  first FC layer. Eq. 1 writes a softmax over the frames, but then ``‖a‖₁ = 1`` whatever the
+  weights and Eq. 5 would train nothing, while the paper says Eq. 5 "forces the attention
+  weights to have values close to either 0 or 1" and Eq. 10 thresholds ``a_i · σ(·)`` at 0.2,
+  which weights summing to one over hundreds of frames never reach. Per-snippet weights in
+  [0, 1] are the reading under which Eq. 5, its stated effect and Eq. 10-12 all hold, so they
+  are the default (``attention_activation="sigmoid"``; the constant ``1/n`` keeps ``m`` from
+  growing with the video's length, linear in ā as Eq. 1's sum is). ``"softmax"`` is Eq. 1
+  literally (an ablation row);
 * **classification**: dropout (0.8), ``FC1`` (d → ``fc_hidden``), ``FC2`` (→ C), softmax over
   the classes, trained with the multi-label cross-entropy against the normalised labels
   (``L_class`` of Eq. 2). The two FC layers are linear by default (``fc_activation="none"``),
   so the classifier is one linear map ``v_c`` per class, which is what Eq. (10) applies to each
   frame: the frame score ``v_cᵀ x_i`` is ``FC2(FC1(x_i))_c`` and the video logit is exactly
-  ``Σ_i ā_i v_cᵀ x_i`` (plus bias);
+  ``Σ_i p_i v_cᵀ x_i`` (plus bias), p the pooling weights (ā / n, or ā with softmax);
 * **regularisation** (Eq. 3-5): ``R_SA = α Σ_i (a_i − a_{i+1})² + β ‖a‖₁`` per hop, over the
-  valid snippets (:func:`smoothness`, :func:`sparsity`). With softmax attention ``‖a‖₁`` is
-  the number of hops whatever the weights, so the sparsity term is a constant without gradient;
-  it is computed and logged as the paper writes it;
+  valid snippets (:func:`smoothness`, :func:`sparsity`), each divided by the video's number n
+  of valid snippets (``regularizer_norm="length"``: the classification's pull on one snippet's
+  weight is of order 1/n through ``m``, so α and β then weigh the same against it in a short
+  and a long video; ``"none"``: the paper's plain sums). With sigmoid weights ``‖a‖₁`` pulls
+  every weight towards 0 and only snippets that carry the class keep a high weight: the
+  sparsity the paper describes (with softmax weights it is a constant without gradient);
 * **knowledge transfer** (Eq. 6-8): a trimmed network with the same settings is trained first
   on the trimmed clips with ``L_class`` alone (:meth:`TSRNet.pretrain`); its self-attentive
   representations of the clips are kept (not saved), and each training step adds, per stream,
@@ -30,20 +40,20 @@ the features record no stream ranges), each:
   is what makes the attention pick the actions: on planted data and on the demo, training
   without trimmed clips sometimes left a stream's attention on the background.
 
-Detection (Eq. 10-12): ``w_i^c = a_i · sigmoid(v_cᵀ x_i)`` per stream, fused
-``w̄ = θ w_RGB + (1 − θ) w_FLOW`` (θ = 0.5), and the runs of snippets with ``w̄^c ≥ 0.2`` are
-the class's segments (:meth:`TSRNet.candidates`, in snippet coordinates; the snippet grid does
-Eq. 12's frame → seconds mapping). The attention sums to one over the video, so ``a_i`` is
-rescaled to [0, 1] over the video (min-max) before Eq. (10) (``attention_norm="minmax"``; the
-paper does not say how its 0.2 threshold meets weights of order 1/n). On the demo, dividing by
-the maximum instead (``"max"``) left the background near the action's level (the attention
-varies by some 20 % over a video) and lowered mAP@0.5 on its training videos from 1.0 to 0.28.
+Detection (Eq. 10-12): ``w_i^c = a_i · sigmoid(v_cᵀ x_i)`` per stream (a_i the hop-mean
+attention, in [0, 1], as is: the paper rescales nothing), fused ``w̄ = θ w_RGB + (1 − θ) w_FLOW``
+(θ = 0.5), and the runs of snippets with ``w̄^c ≥ 0.2`` are the class's segments
+(:meth:`TSRNet.candidates`, in snippet coordinates; the snippet grid does Eq. 12's frame →
+seconds mapping), each scored by its mean w̄^c (the paper gives no score; see
+:meth:`TSRNet.candidates`). ``attention_norm`` (``minmax`` / ``max``) rescales a_i over the
+video first: needed with softmax weights (of order 1/n), kept as an ablation row of the earlier
+softmax version.
 
 ::
 
-    x (B, T, D) ─┬─ columns of stream s (B, T, d_s) ─ tanh(W1 ·) ─ w2 ─ softmax_T ─▶ a (B, H, T)
-                 │      m = Σ_t ā_t x_t (B, d_s) ─ Dropout ─ FC1 ─ FC2 ─▶ logits_s (B, C)
-                 │      frame logits_s = FC2(FC1(x_t)) (B, T, C);  w_s = â · σ(frame logits_s)
+    x (B, T, D) ─┬─ columns of stream s (B, T, d_s) ─ tanh(W1 ·) ─ w2 ─ sigmoid ─▶ a (B, H, T)
+                 │      m = Σ_t ā_t x_t / n (B, d_s) ─ Dropout ─ FC1 ─ FC2 ─▶ logits_s (B, C)
+                 │      frame logits_s = FC2(FC1(x_t)) (B, T, C);  w_s = ā · σ(frame logits_s)
                  └─ … one network per stream;  fused: Σ_s θ_s · (logits_s, frame logits_s, w_s)
 """
 
@@ -82,7 +92,7 @@ class TSRNetOutput(NamedTuple):
     video_logits: Tensor  # (B, C) fused video logits Σ_s θ_s logits_s
     stream_logits: Tensor  # (B, S, C) video logits of every stream
     frame_logits: Tensor  # (B, S, T, C) v_cᵀ x_i of every stream
-    attention: Tensor  # (B, S, H, T) attention weights, each hop sums to 1 over valid snippets
+    attention: Tensor  # (B, S, H, T) attention weights, 0 at padding (sigmoid: each in [0, 1])
     pooled: tuple[Tensor, ...]  # per stream (B, d_s): m = X āᵀ, the FC1 input (before dropout)
     hidden: tuple[Tensor, ...]  # per stream (B, F): FC1(m), the FC2 input (before dropout)
     mask: Tensor  # (B, T) bool, valid snippets
@@ -120,10 +130,26 @@ def masked_softmax(scores: Tensor, mask: Tensor) -> Tensor:
     return torch.nan_to_num(out, nan=0.0)  # a video without valid snippets: all zeros
 
 
+ATTENTION_ACTIVATIONS = ("sigmoid", "softmax")
+
+
+def pooling_weights(attention: Tensor, mask: Tensor, activation: str) -> Tensor:
+    """The weights of ``m = Σ_i p_i x_i`` from the attention (B, H, T): the hop mean ā, divided
+    by the number n of valid snippets for sigmoid weights (a fixed scale, so that m does not
+    grow with the video's length while staying linear in ā, as Eq. 1's sum is), as is for
+    softmax weights (which already sum to one). (B, T)."""
+    a = attention.mean(dim=1)  # (B, T)
+    if activation == "softmax":
+        return a
+    n = mask.sum(dim=1, keepdim=True).clamp(min=1).to(a.dtype)  # (B, 1)
+    return a / n
+
+
 def normalise_attention(attention: Tensor, mask: Tensor, *, how: str) -> Tensor:
     """The ``a_i`` of Eq. (10) from the hop-mean attention (B, T) over the valid snippets:
     ``minmax`` rescales it to [0, 1] over the video (a constant attention becomes ones),
-    ``max`` divides by the video's maximum, ``none`` keeps the weights that sum to one."""
+    ``max`` divides by the video's maximum, ``none`` keeps them as they are (the default with
+    sigmoid weights)."""
     valid = mask.to(attention.dtype)
     a = attention * valid
     if how == "none":
@@ -185,11 +211,15 @@ class StreamNet(nn.Module):
         dropout: float,  # on the self-attentive representation (FC1 input)
         fc_activation: str,  # none (linear FC1 → FC2) or relu
         attention: bool,  # False: uniform weights over the valid snippets (no SA)
+        activation: str = "sigmoid",  # a_i = σ(·) per snippet, or softmax over the snippets
     ) -> None:
         super().__init__()
         if fc_activation not in {"none", "relu"}:
             raise ValueError(f"unknown fc_activation {fc_activation!r} (none or relu)")
+        if activation not in ATTENTION_ACTIVATIONS:
+            raise ValueError(f"unknown attention_activation {activation!r} (sigmoid or softmax)")
         self.use_attention = attention
+        self.activation = activation
         self.w1 = nn.Linear(in_dim, attention_hidden, bias=False)  # W1 (b × d)
         self.w2 = nn.Linear(attention_hidden, hops, bias=False)  # w2 (one row per hop)
         self.drop = nn.Dropout(dropout)
@@ -199,16 +229,24 @@ class StreamNet(nn.Module):
         self.hops = hops
 
     def attend(self, x: Tensor, mask: Tensor) -> Tensor:
-        """Attention weights (B, H, T), Eq. (1); uniform (H = 1) without self-attention."""
+        """Attention weights (B, H, T), Eq. (1), 0 at padding: ``σ(w2 · tanh(W1 x_i))`` per
+        snippet (``sigmoid``) or their softmax over the snippets (``softmax``); without
+        self-attention uniform (H = 1): ones (sigmoid) or 1/n (softmax)."""
         if not self.use_attention:
-            return masked_softmax(torch.zeros_like(x[..., :1]).transpose(1, 2), mask)
-        scores = self.w2(torch.tanh(self.w1(x)))  # (B, T, H)
-        return masked_softmax(scores.transpose(1, 2), mask)  # (B, H, T)
+            scores = torch.zeros_like(x[..., :1]).transpose(1, 2)  # (B, 1, T)
+        else:
+            scores = self.w2(torch.tanh(self.w1(x))).transpose(1, 2)  # (B, H, T)
+        if self.activation == "softmax":
+            return masked_softmax(scores, mask)
+        if not self.use_attention:
+            return torch.ones_like(scores) * mask.unsqueeze(1).to(scores.dtype)
+        return torch.sigmoid(scores) * mask.unsqueeze(1).to(scores.dtype)
 
     def pool(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        """``(a (B, H, T), m = X āᵀ (B, d))``."""
+        """``(a (B, H, T), m (B, d))``: ``m = X āᵀ`` (softmax weights, summing to one) or
+        ``m = X āᵀ / n`` (sigmoid weights; n valid snippets, see :func:`pooling_weights`)."""
         a = self.attend(x, mask)
-        m = torch.einsum("bt,btd->bd", a.mean(dim=1), x)  # (B, d)
+        m = torch.einsum("bt,btd->bd", pooling_weights(a, mask, self.activation), x)  # (B, d)
         return a, m
 
     def head(self, m: Tensor) -> tuple[Tensor, Tensor]:
@@ -240,6 +278,11 @@ class TSRNetInferOptions:
     """TSRNet's own inference knobs (``infer.model`` in its settings)."""
 
     detect_threshold: float = 0.2  # on the fused w̄ (Eq. 10-11)
+    segment_score: str = "mean"  # mean w̄ over the segment, or oic (contrast + video score)
+
+    def __post_init__(self) -> None:
+        if self.segment_score not in {"mean", "oic"}:
+            raise ValueError(f"unknown segment_score {self.segment_score!r} (mean or oic)")
 
 
 @register_model("tsrnet")
@@ -250,10 +293,12 @@ class TSRNet(Localizer):
     1e-4 / 5e-4 (``lr_scales`` None: ×1 RGB, ×5 flow of the loop's lr; the optimizer, SGD with
     momentum 0.9, and the schedule are the loop's). Choices the paper leaves open: ``hops``,
     ``attention_hidden`` (b), ``fc_hidden``, α and β, ``kt_sigma`` (median heuristic),
-    ``attention_norm`` (max), linear FC layers (``fc_activation``) and the trimmed network's
-    epochs. Ablation switches (Fig. 3, tables 1 and 3): ``streams`` / ``stream``
+    ``attention_norm`` (none), linear FC layers (``fc_activation``) and the trimmed network's
+    epochs, ``attention_activation`` (sigmoid: see the module docstring) and
+    ``regularizer_norm``. Ablation switches (Fig. 3, tables 1 and 3): ``streams`` / ``stream``
     (two-stream, RGB, flow), ``attention`` (+SA), ``knowledge_transfer`` (+KT), ``kt_fc2``
-    (w/o L_FC2).
+    (w/o L_FC2), ``overlap_pretrain`` (table 4: TSRNet first trained on the classes the
+    trimmed clips share, then on all).
     """
 
     InferOptions = TSRNetInferOptions
@@ -271,15 +316,19 @@ class TSRNet(Localizer):
         dropout: float = 0.8,
         fc_activation: str = "none",
         attention: bool = True,  # + SA (Fig. 3)
-        alpha: float = 10.0,  # α, smoothness weight (not in the paper)
-        beta: float = 1.0,  # β, sparsity weight (not in the paper)
+        attention_activation: str = "sigmoid",  # a_i: sigmoid per snippet or softmax (Eq. 1)
+        alpha: float = 1.0,  # α, smoothness weight (not in the paper)
+        beta: float = 0.1,  # β, sparsity weight (not in the paper)
+        regularizer_norm: str = "length",  # R_smooth, R_sparsity divided by n (length) or not
         knowledge_transfer: bool = True,  # + KT (Fig. 3)
         kt_fc2: bool = True,  # False: TSRNet (w/o L_FC2), table 3
         kt_weight: float = 1.0,  # weight of L_KT in Eq. (9) (1 in the paper)
         kt_sigma: float | None = None,  # Gaussian bandwidth; None: median heuristic
         trimmed_epochs: int | None = None,  # trimmed network's epochs; None: settings.epochs
+        overlap_pretrain: bool = False,  # table 4: first train on the overlapping classes only
+        overlap_epochs: int | None = None,  # its epochs; None: settings.epochs
         theta: float = 0.5,  # θ of Eq. (11), weight of the RGB (first) stream
-        attention_norm: str = "minmax",  # a_i of Eq. (10): min-max over the video, max, none
+        attention_norm: str = "none",  # a_i of Eq. (10) as is (none), or minmax / max rescaled
         lr_scales: dict[str, float] | None = None,  # per-stream lr factors; None: paper's
     ) -> None:
         super().__init__()
@@ -298,12 +347,21 @@ class TSRNet(Localizer):
             raise ValueError(f"theta must be in [0, 1], got {theta}")
         if attention_norm not in {"minmax", "max", "none"}:
             raise ValueError(f"unknown attention_norm {attention_norm!r} (minmax, max or none)")
+        if attention_activation not in ATTENTION_ACTIVATIONS:
+            raise ValueError(
+                f"unknown attention_activation {attention_activation!r} (sigmoid or softmax)")
+        if overlap_pretrain and not knowledge_transfer:
+            raise ValueError("overlap_pretrain (table 4) pretrains TSRNet with its knowledge "
+                             "transfer: it needs knowledge_transfer=True")
+        if regularizer_norm not in {"length", "none"}:
+            raise ValueError(f"unknown regularizer_norm {regularizer_norm!r} (length or none)")
         self.columns = columns
         self.stream_names = list(columns)
         self.nets = nn.ModuleDict({
             name: StreamNet(in_dim=hi - lo, num_classes=num_classes, hops=hops,
                             attention_hidden=attention_hidden, fc_hidden=fc_hidden,
-                            dropout=dropout, fc_activation=fc_activation, attention=attention)
+                            dropout=dropout, fc_activation=fc_activation, attention=attention,
+                            activation=attention_activation)
             for name, (lo, hi) in columns.items()
         })
         n = len(columns)
@@ -317,16 +375,20 @@ class TSRNet(Localizer):
         self.register_buffer("fusion", torch.tensor(weights), persistent=False)  # (S,)
         self.num_classes = num_classes
         self.attention = attention
+        self.attention_activation = attention_activation
+        self.regularizer_norm = regularizer_norm
         self.alpha, self.beta = alpha, beta
         self.knowledge_transfer = knowledge_transfer
         self.kt_fc2, self.kt_weight, self.kt_sigma = kt_fc2, kt_weight, kt_sigma
         self.trimmed_epochs = trimmed_epochs
+        self.overlap_pretrain, self.overlap_epochs = overlap_pretrain, overlap_epochs
         self.attention_norm = attention_norm
         self.lr_scales = dict(PAPER_LR_SCALES if lr_scales is None else lr_scales)
         self._config: dict[str, Any] = dict(
             in_dim=in_dim, num_classes=num_classes, streams=streams, stream=stream, hops=hops,
             attention_hidden=attention_hidden, fc_hidden=fc_hidden, dropout=dropout,
             fc_activation=fc_activation, attention=attention, theta=theta,
+            attention_activation=attention_activation,
         )
 
     # ---------------------------------------------------------------- forward
@@ -375,14 +437,17 @@ class TSRNet(Localizer):
     def candidates(
         self, out: TSRNetOutput, *, settings: Any, options: Any = None
     ) -> list[tuple[int, float, float, float]]:
-        """Segments of the single video in ``out`` (§Temporal Action Detection).
+        """Segments of the single video in ``out`` (§Temporal Action Detection, Eq. 10-12).
 
         For every class whose video score reaches ``settings.class_threshold`` (the top class
         if none does), each maximal run of snippets with ``w̄^c ≥ options.detect_threshold`` is a
-        segment ``[first, last + 1)`` in snippet coordinates. The paper does not say how a
-        segment is scored: as the project's CAS localiser does, by the outer-inner contrast of
-        ``w̄^c`` (mean inside minus mean in a band of ``settings.inflation`` × the length on each
-        side) plus ``settings.video_score_weight`` × the class's video score.
+        segment ``[first, last + 1)`` in snippet coordinates. The paper gives no segment score;
+        by default (``options.segment_score="mean"``) it is the mean of w̄^c over the segment,
+        the quantity the paper detects with ("w̄ provides class-specific information for
+        temporal video detection"; the attention-weighted, stream-fused class score averaged
+        over the proposal, as in STPN, which Eq. 10-11 follow). ``"oic"``: the outer-inner
+        contrast of w̄^c (band ``settings.inflation``) plus ``settings.video_score_weight`` × the
+        class's video score (earlier versions; not in the paper).
 
         Returns:
             ``(class, start, end, score)`` tuples.
@@ -398,8 +463,11 @@ class TSRNet(Localizer):
         found = []
         for c in chosen:
             for first, last in runs_above(w[:, c], options.detect_threshold):
-                score = outer_inner_score(w[:, c], first, last, inflation=settings.inflation)
-                score += settings.video_score_weight * float(video[c])
+                if options.segment_score == "mean":
+                    score = float(w[first : last + 1, c].mean())
+                else:
+                    score = outer_inner_score(w[:, c], first, last, inflation=settings.inflation)
+                    score += settings.video_score_weight * float(video[c])
                 found.append((c, float(first), float(last + 1), score))
         return found
 
@@ -480,8 +548,11 @@ class TSRNet(Localizer):
             parts[f"cls_{name}"] = cls[s].item()
             if self.attention:
                 a = out.attention[:, s]  # (B, H, T)
-                smooth = smoothness(a, mask).mean()
-                sparse = sparsity(a, mask).mean()
+                scale = 1.0
+                if self.regularizer_norm == "length":  # per snippet: α, β free of the length
+                    scale = 1.0 / mask.sum(dim=1).clamp(min=1).to(a.dtype)  # (B,)
+                smooth = (smoothness(a, mask) * scale).mean()
+                sparse = (sparsity(a, mask) * scale).mean()
                 term = term + self.alpha * smooth + self.beta * sparse
                 parts[f"smooth_{name}"] = smooth.item()
                 parts[f"sparsity_{name}"] = sparse.item()
@@ -532,6 +603,9 @@ class TSRNet(Localizer):
             trimmed: ``(clips (T_j, D), labels (M, C))`` standardised alike, or None.
             settings: the loop's ``TrainSettings``; rng: its generator; device: its device.
 
+        With ``overlap_pretrain`` (table 4), this network is then trained on the videos of the
+        classes with trimmed clips (:meth:`_pretrain_on_overlap`) before the main loop.
+
         Returns:
             the log (``train.json``'s ``pretrain``) and the reference (None: transfer off).
         """
@@ -541,7 +615,9 @@ class TSRNet(Localizer):
             return Pretrained(log={"kt": "off: switched off (knowledge_transfer: false)"})
         if trimmed is None or len(trimmed[0]) == 0:
             logger.warning("tsrnet: the dataset has no trimmed clips, so the knowledge transfer "
-                           "(L_KT, Eq. 6-8) is off; training with L_SA alone")
+                           "(L_KT, Eq. 6-8)%s is off; training with L_SA alone",
+                           " and the overlap pretraining (table 4)" if self.overlap_pretrain
+                           else "")
             return Pretrained(log={"kt": "off: the dataset has no trimmed clips"})
         clips, clip_labels = trimmed
         clip_labels = np.asarray(clip_labels, dtype=np.float32)
@@ -566,7 +642,7 @@ class TSRNet(Localizer):
                     reps[s].append(out.pooled[s][0])
         reference = self.trimmed_reference([torch.stack(r) for r in reps],
                                            torch.from_numpy(clip_labels).to(device))
-        log = {
+        log: dict[str, Any] = {
             "kt": "on",
             "trimmed_clips": len(clips),
             "kt_classes": int(shared.sum()),
@@ -574,7 +650,38 @@ class TSRNet(Localizer):
             "trimmed_epochs": epochs,
             "trimmed_loss": curve,
         }
+        if self.overlap_pretrain:
+            log["overlap_pretrain"] = self._pretrain_on_overlap(inputs, shared, reference)
         return Pretrained(log=log, reference=reference, used_trimmed=True)
+
+    def _pretrain_on_overlap(
+        self, inputs: PretrainInputs, shared: np.ndarray, reference: TransferReference
+    ) -> dict[str, Any]:
+        """Table 4's "pretrain: [TSRNet@overlap30]": train this network (Eq. 9, with L_KT) on
+        the untrimmed videos whose classes all have trimmed clips (the classes the trimmed and
+        untrimmed sets share: 30 between UCF101 and ActivityNet1.3) for ``overlap_epochs``
+        (default ``settings.epochs``), before the main loop refines it on every class."""
+        labels = np.asarray(inputs.labels)
+        keep = np.flatnonzero((labels > 0.5).any(axis=1) & ~((labels > 0.5) & ~shared).any(axis=1))
+        if len(keep) == 0:
+            logger.warning("tsrnet: no training video has only classes with trimmed clips, so "
+                           "the overlap pretraining (table 4) is skipped")
+            return {"videos": 0, "epochs": 0}
+        settings = inputs.settings
+        epochs = settings.epochs if self.overlap_epochs is None else self.overlap_epochs
+        opt = make_optimizer(self.param_groups(settings.lr), optimizer=settings.optimizer,
+                             lr=settings.lr, weight_decay=settings.weight_decay,
+                             momentum=settings.momentum)
+        curve = fit(
+            self, [inputs.videos[i] for i in keep], labels[keep],
+            loss_of=lambda out, y, mask, epoch, step: self.loss(
+                out, y, mask, epoch=epoch, step=step, reference=reference),
+            opt=opt, epochs=epochs, batch_size=settings.batch_size,
+            max_seqlen=settings.max_seqlen, rng=inputs.rng, device=inputs.device,
+            name="tsrnet overlap pretraining",
+            schedule=step_schedule(opt, settings.lr_milestones, settings.lr_gamma)).loss
+        return {"videos": len(keep), "classes": int(shared.sum()), "epochs": epochs,
+                "loss": curve}
 
 
 def _fit_classifier(
