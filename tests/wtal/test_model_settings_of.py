@@ -8,22 +8,27 @@ import pytest
 
 from wtal.settings import resolve_dataset_settings, resolve_model_settings
 
-MODELS = Path(__file__).resolve().parents[2] / "pipeline" / "config" / "models"
+@pytest.fixture
+def model_file(tmp_path: Path) -> Path:
+    path = tmp_path / "toy.yaml"
+    path.write_text("name: toy\nargs: {}\ntrain: {epochs: 3}\n"
+                    "datasets:\n  thumos14: {train: {epochs: 11, sampling: sparse}}\n")
+    return path
 
 
-def test_own_features_get_the_thumos14_block_only_when_asked() -> None:
-    path = MODELS / "kt_mgfn.yaml"
-    plain = resolve_model_settings(path, "mine")
-    like = resolve_model_settings(path, "mine", settings_of="thumos14")
-    thumos = resolve_model_settings(path, "thumos14")
-    assert like["train"] == thumos["train"]
-    assert like["train"] != plain["train"]  # the THUMOS14 block changes the sampling
+def test_own_features_get_the_thumos14_block_only_when_asked(model_file: Path) -> None:
+    plain = resolve_model_settings(model_file, "mine")
+    like = resolve_model_settings(model_file, "mine", settings_of="thumos14")
+    assert plain["train"]["epochs"] == 3
+    assert like["train"] == resolve_model_settings(model_file, "thumos14")["train"]
+    assert like["train"]["epochs"] == 11
 
 
-def test_the_users_overrides_for_the_own_name_still_win() -> None:
+def test_the_users_overrides_for_the_own_name_still_win(model_file: Path) -> None:
     user = {"datasets": {"mine": {"train": {"seed": 7}}, "thumos14": {"train": {"seed": 5}}}}
-    cfg = resolve_model_settings(MODELS / "kt_mgfn.yaml", "mine", user, settings_of="thumos14")
+    cfg = resolve_model_settings(model_file, "mine", user, settings_of="thumos14")
     assert cfg["train"]["seed"] == 7
+    assert cfg["train"]["epochs"] == 11
 
 
 def test_dataset_schema_accepts_and_defaults_it(tmp_path: Path) -> None:
