@@ -54,6 +54,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -310,7 +311,7 @@ def structure_stats(videos: Sequence[Video]) -> dict[str, Any]:
         gaps = []
         for v in vs:
             seg = sorted(a["segment"] for a in v.annotations)
-            gaps += [b[0] - a[1] for a, b in zip(seg, seg[1:], strict=False)]
+            gaps += [b[0] - a[1] for a, b in itertools.pairwise(seg)]
         q = np.percentile(lengths, [10, 50, 90])
         stats[subset] = {
             "videos": len(vs),

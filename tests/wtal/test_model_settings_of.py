@@ -8,6 +8,7 @@ import pytest
 
 from wtal.settings import resolve_dataset_settings, resolve_model_settings
 
+
 @pytest.fixture
 def model_file(tmp_path: Path) -> Path:
     path = tmp_path / "toy.yaml"
