@@ -34,6 +34,8 @@ def test_default_level_is_the_papers_reading_not_the_demos() -> None:
         assert resolved["infer"]["cas_thresholds"] == [0.5], dataset
     text = ASSG_YAML.read_text()
     assert "choose_proposal_level" in text  # the procedure is documented where it is set
+    # the demo's own level, from that procedure on its training videos
+    assert resolve_model_settings(ASSG_YAML, "demo")["infer"]["cas_thresholds"] == [0.05]
 
 
 def planted_dataset(root: Path, n_train: int = 6, n_test: int = 2) -> tuple[list[Path], list[Path]]:
