@@ -91,6 +91,7 @@ __all__ = [
     "thumos14_detection_map",
     "thumos14_ground_truth_from_json",
     "thumos_overlap",
+    "training_record",
     "validate_detections",
     "write_thumos14_detections",
 ]
@@ -1673,3 +1674,39 @@ def evaluate(
             "mAP": _classification_map(anet_view, inputs.raw.video_scores, inputs.pred_source)
         }
     return out
+
+
+#: What ``map.json`` says of a model that learns from trimmed clips but was trained without any.
+NO_TRIMMED = ("off: no trimmed videos configured (the dataset's `trimmed` setting is null; "
+              "set `trimmed: {root: <UCF-101 folder>, class_index: <classInd.txt>}`)")
+
+
+def training_record(
+    train_log: Mapping[str, Any], *, learns_from_trimmed: bool
+) -> dict[str, Any]:
+    """What ``map.json`` carries over from the train stage's ``train.json``.
+
+    ``pretrain`` is the model's pretraining log as recorded (:meth:`Localizer.pretrain`). For a
+    model whose settings declare ``trimmed: true`` (its paper transfers knowledge from trimmed
+    clips), ``knowledge_transfer`` says whether it did: ``"on: N trimmed clips"``, or
+    ``"off: ..."`` with the reason (:data:`NO_TRIMMED` when the dataset has none, else the
+    pretraining log's own words), so that a result without the paper's transfer is never read
+    as the paper's method. Models that do not declare it get no such field.
+
+    Args:
+        train_log: the ``train.json`` dict.
+        learns_from_trimmed: the model's settings say ``trimmed: true``.
+    """
+    record: dict[str, Any] = {"pretrain": copy.deepcopy(train_log.get("pretrain"))}
+    if not learns_from_trimmed:
+        return record
+    n_trimmed = int(train_log.get("n_trimmed") or 0)
+    used = train_log.get("used_trimmed", n_trimmed > 0)
+    if n_trimmed == 0:
+        record["knowledge_transfer"] = NO_TRIMMED
+    elif used:
+        record["knowledge_transfer"] = f"on: {n_trimmed} trimmed clips"
+    else:
+        record["knowledge_transfer"] = f"off: {n_trimmed} trimmed clips given but not used " \
+                                       f"(pretrain: {train_log.get('pretrain')})"
+    return record

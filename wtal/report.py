@@ -479,6 +479,7 @@ def make_report(
     dev = resolve_device(device)
     net, ckpt = load_model(model_path, dev)
     classes = list(ckpt["classes"])
+    transfer = str(result.get("knowledge_transfer") or "")
     drawn: dict[str, Any] = {}
     for video in chosen:
         features, sidecar = load_features(by_name[video])
@@ -489,7 +490,8 @@ def make_report(
             times=grid.centers(), classes=classes, sequences=seqs,
             ground_truth=ground_truth_of(gt, video), detections=detections_of(submission, video),
             duration=float(duration) if duration else float(grid.ends()[-1]),
-            title=f"{video}: {ckpt['model']} on {ckpt.get('dataset', '?')}")
+            title=f"{video}: {ckpt['model']} on {ckpt.get('dataset', '?')}" + (
+                " (knowledge transfer off)" if transfer.startswith("off") else ""))
         save_figure(fig, out / "timelines" / f"{video}.png")
         drawn[video] = {"sequences": {k: list(v.shape) for k, v in seqs.items()},
                         "figure": f"timelines/{video}.png"}
@@ -508,6 +510,7 @@ def make_report(
         "model": ckpt["model"],
         "dataset": ckpt.get("dataset"),
         "subset": subset,
+        **({"knowledge_transfer": transfer} if transfer else {}),
         "videos": drawn,
         "ap_per_class": {name: block["per_class"]
                          for name, block in (result.get("protocols") or {}).items()},
@@ -541,6 +544,17 @@ class SummaryRow:
     reference: str = ""  # ours: the map.json; paper: table and row
     features: str = ""
     note: str = ""
+    knowledge_transfer: str = ""  # ours: map.json's, for a model that learns from trimmed clips
+
+    @property
+    def transfer_off(self) -> bool:
+        """A model whose paper transfers knowledge from trimmed clips, trained without it."""
+        return self.knowledge_transfer.startswith("off")
+
+    @property
+    def label(self) -> str:
+        """The model as the table shows it, marked when its knowledge transfer was off."""
+        return f"{self.model} (knowledge transfer off)" if self.transfer_off else self.model
 
 
 def _fmt(value: float | None, digits: int | None = 1) -> str:
@@ -562,6 +576,7 @@ def our_rows(map_paths: Sequence[str | os.PathLike[str]]) -> list[SummaryRow]:
         model = result.get("model") or path.parent.name
         blocks = result.get("protocols") or {result.get("protocol", "anet"): result}
         cls = (result.get("classification") or {}).get("mAP")
+        transfer = str(result.get("knowledge_transfer") or "")
         for protocol, block in blocks.items():
             tious = [float(t) for t in block["tiou"]]
             rows.append(SummaryRow(
@@ -572,6 +587,8 @@ def our_rows(map_paths: Sequence[str | os.PathLike[str]]) -> list[SummaryRow]:
                 classification=None if cls is None else float(cls) * 100,
                 reference=str(path),
                 features=str(result.get("features", "")),
+                note=f"knowledge transfer {transfer}" if transfer.startswith("off") else "",
+                knowledge_transfer=transfer,
             ))
     return rows
 
@@ -620,7 +637,10 @@ def summary_tables(map_paths: Sequence[str | os.PathLike[str]]) -> tuple[str, li
                            "evaluated protocol (`anet`: the ActivityNet code; `thumos14`: the "
                            "THUMOS14 kit). Papers' numbers (`paper` rows) are as printed in "
                            "their tables, on their own features and evaluation code: context, "
-                           "not a like-for-like comparison.", ""]
+                           "not a like-for-like comparison. A model marked `(knowledge "
+                           "transfer off)` learns from trimmed clips in its paper but was "
+                           "trained without any (the dataset's `trimmed` setting is null): it "
+                           "is not the paper's full method.", ""]
     records: list[dict[str, Any]] = []
 
     def table(rows: Sequence[SummaryRow]) -> list[str]:
@@ -630,7 +650,7 @@ def summary_tables(map_paths: Sequence[str | os.PathLike[str]]) -> tuple[str, li
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in rows:
             digits = None if r.source == "paper" else 1
-            cells = [r.model, r.source, r.protocol,
+            cells = [r.label, r.source, r.protocol,
                      *(_fmt(r.mAP.get(t), digits) for t in tious),
                      _fmt(r.average, digits), r.average_over or "–", _fmt(r.classification),
                      r.reference + (f" ({r.note})" if r.note else "")]
@@ -662,7 +682,8 @@ def _record(row: SummaryRow) -> dict[str, Any]:
     return {"dataset": row.dataset, "model": row.model, "source": row.source,
             "protocol": row.protocol, "mAP": dict(row.mAP), "average": row.average,
             "average_over": row.average_over, "classification": row.classification,
-            "reference": row.reference, "features": row.features, "note": row.note}
+            "reference": row.reference, "features": row.features, "note": row.note,
+            "knowledge_transfer": row.knowledge_transfer}
 
 
 def write_summary(

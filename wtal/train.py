@@ -246,6 +246,7 @@ def train(
         "epoch_seconds": fitted.epoch_seconds,
         "pretrain": pretrained.log,
         "n_trimmed": 0 if trimmed is None else len(trimmed[0]),
+        "used_trimmed": pretrained.used_trimmed,
         "seconds": time.time() - t0,
         "device": str(dev),
         "code_version": wtal.__version__,

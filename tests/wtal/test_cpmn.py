@@ -220,7 +220,8 @@ def test_pyramid_level_lengths_and_heatmap(t: int) -> None:
     mask = torch.ones(1, t, dtype=torch.bool)
     maps, masks = pyramid.label_maps(x, mask)
     lengths = [k.shape[1] for k in maps]
-    assert lengths == [t, math.ceil(t / 2), math.ceil(t / 4)]  # T_l = T / 2^(l-1)
+    # §3.3: the input and three stacked max poolings, T_l = T / 2^(l-1), l = 1 … 4
+    assert lengths == [t, math.ceil(t / 2), math.ceil(t / 4), math.ceil(t / 8)]
     assert [m.shape[1] for m in masks] == lengths
     assert all(m.all() for m in masks)
     if t <= 64:  # one window: the pyramid pass on the video alone (padding is masked)
@@ -253,7 +254,65 @@ def test_max_pooling_levels() -> None:
     pyramid.label_maps(x, torch.ones(1, 5, dtype=torch.bool))
     for h in hooks:
         h.remove()
-    assert [c[0, 0].tolist() for c in captured] == [[0, 1, 2, 3, 4], [1, 3, 4], [3, 4]]
+    assert [c[0, 0].tolist() for c in captured] == [[0, 1, 2, 3, 4], [1, 3, 4], [3, 4], [4]]
+
+
+def test_default_pyramid_has_three_poolings() -> None:
+    """§3.3: "we stack three 1-D max pooling layers": four levels T, T/2, T/4, T/8 by default."""
+    net = build_model("cpmn", in_dim=16, num_classes=3, hidden=8)
+    assert isinstance(net, CPMN)
+    pyramid = next(iter(net.nets.values())).pam
+    assert pyramid is not None
+    assert pyramid.levels == 4
+    assert len(pyramid.lateral) == 4
+    maps, _ = pyramid.label_maps(torch.randn(1, 64, 16), torch.ones(1, 64, dtype=torch.bool))
+    assert [k.shape[1] for k in maps] == [64, 32, 16, 8]
+
+
+def test_ccm_samples_the_whole_video_sparsely_in_training_uniformly_at_test() -> None:
+    """§3.4 / §3.5: a video longer than P units is cut into P segments; the classifiers see one
+    random unit of each in training, the centres at prediction; M(Cas) goes back to every unit
+    of its segment; the PAM sees every unit. A short video is seen whole."""
+    torch.manual_seed(0)
+    p, n = 5, 23
+    net = one(mining=True, ccm_segments=p)
+    x = torch.arange(float(n)).reshape(1, n, 1).repeat(1, 1, 16)  # unit t has value t
+    mask = torch.ones(1, n, dtype=torch.bool)
+    edges = np.linspace(0, n, p + 1)
+    seen = []
+    for _ in range(20):
+        out = net.train()(x, mask)
+        units = out.features[0, :, 0]  # the units classifier A saw
+        assert out.features.shape[1] == p
+        assert out.mask.all()
+        assert all(edges[k] - 1 < float(u) < edges[k + 1] for k, u in enumerate(units))
+        seen.append(tuple(units.tolist()))
+    assert len(set(seen)) > 1  # a new draw at every step
+    out = net.eval()(x, mask)
+    centres = ((edges[:-1] + edges[1:]) / 2).astype(int)
+    assert out.features[0, :, 0].tolist() == centres.tolist()
+    segment = np.arange(n) * p // n  # the segment of every unit
+    torch.testing.assert_close(out.cas[0], torch.maximum(out.tcas_a, out.tcas_b)[0, segment])
+    assert out.cas.shape == out.heatmap.shape == (1, n, 3)
+    short = net.train()(x[:, :p], mask[:, :p])  # at most P units: all of them
+    assert short.features[0, :, 0].tolist() == list(range(p))
+    whole = one(ccm_segments=p, ccm_sampling="all").train()(x, mask)
+    assert whole.features.shape[1] == n
+    with pytest.raises(ValueError, match="ccm_sampling"):
+        one(ccm_sampling="shots")
+
+
+def test_training_takes_whole_videos_by_default(tmp_path: Path) -> None:
+    """The loop crops to ``train.max_seqlen``; CPMN's settings keep every video whole, so the
+    CCM sees a long video's every segment and the PAM all its windows (no crop without an
+    action that still carries the video's labels)."""
+    from wtal.settings import resolve_model_settings, train_settings
+
+    settings = resolve_model_settings(ROOT / "pipeline/config/models/cpmn.yaml", "thumos14")
+    ts = train_settings(settings["train"])
+    assert ts.sampling == "all"
+    assert ts.max_seqlen >= 10000
+    assert settings["args"]["ccm_sampling"] == "sparse"
 
 
 def test_pyramid_runs_on_windows_and_they_equal_one_pass() -> None:
@@ -266,8 +325,8 @@ def test_pyramid_runs_on_windows_and_they_equal_one_pass() -> None:
     x = torch.randn(1, 21, 16)
     ones = torch.ones(1, 21, dtype=torch.bool)
     maps, masks = pyramid.windowed_maps(x, ones)
-    assert [k.shape[1] for k in maps] == [24, 12, 6]  # 3 windows of 8, 4, 2
-    assert [int(m.sum()) for m in masks] == [21, 11, 6]
+    assert [k.shape[1] for k in maps] == [24, 12, 6, 3]  # 3 windows of 8, 4, 2, 1
+    assert [int(m.sum()) for m in masks] == [21, 11, 6, 3]
     per_window = []
     for lo in range(0, 21, 8):
         w = x[:, lo : lo + 8]
@@ -639,7 +698,11 @@ def test_config_is_valid_and_builds() -> None:
         # the model's own inference knobs are its InferOptions
         CPMNInferOptions(**{**config["infer"]["model"], **infer.get("model", {})})
     train_block = config["train"]
-    assert (train_block["batch_size"], train_block["max_seqlen"]) == (16, 64)
+    # whole videos (§3.4): no crop shorter than a THUMOS14 video; the CCM samples them itself
+    assert train_block["batch_size"] == 16
+    assert train_block["max_seqlen"] >= 10000
+    assert "max_seqlen" not in config["datasets"]["activitynet13"].get("train", {})
+    assert (config["args"]["ccm_sampling"], config["args"]["levels"]) == ("sparse", 4)
     assert (config["args"]["zeta"], config["args"]["l2_weight"]) == (0.4, 0.0025)
     assert config["infer"]["cas_thresholds"] == [0.2]
     assert config["datasets"]["activitynet13"]["args"]["resize"] == 64
@@ -647,12 +710,17 @@ def test_config_is_valid_and_builds() -> None:
 
 def test_ablations_are_table_3_rows_and_each_trains() -> None:
     config = yaml.safe_load((ROOT / "pipeline/config/models/cpmn.yaml").read_text())
-    assert list(config["ablations"]) == ["Original T-CAS", "+ Mining T-CAS", "+ PAM"]
+    assert list(config["ablations"])[:3] == ["Original T-CAS", "+ Mining T-CAS", "+ PAM"]
+    # the earlier readings are rows of their own, not the default
+    extra = {name: v for name, v in config["ablations"].items() if "earlier reading" in name}
+    assert [v.get("args") for v in extra.values()] == [{"levels": 3}, {"ccm_sampling": "all"}]
+    assert [v.get("train") for v in extra.values()] == [None, {"max_seqlen": 64}]
     switches = [(False, False), (True, False), (True, True)]
     torch.manual_seed(0)
     x, mask = batch()
     labels = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 1.0]])
-    for (name, variant), (mining, pam) in zip(config["ablations"].items(), switches, strict=True):
+    table3 = list(config["ablations"].items())[:3]
+    for (name, variant), (mining, pam) in zip(table3, switches, strict=True):
         assert set(variant) <= {"args", "train", "infer"}
         args = {**config["args"], **variant.get("args", {}), **SMALL}
         model = build_model("cpmn", in_dim=16, num_classes=3, streams=STREAMS, **args)

@@ -14,7 +14,13 @@ from matplotlib.collections import PolyCollection
 
 from extractors.grid import SnippetGrid
 from wtal.cli import main
-from wtal.evaluate import anet_detection_map, evaluate, thumos14_detection_map
+from wtal.evaluate import (
+    NO_TRIMMED,
+    anet_detection_map,
+    evaluate,
+    thumos14_detection_map,
+    training_record,
+)
 from wtal.infer import InferSettings, infer, load_model, predict_video
 from wtal.models import build_model
 from wtal.papers import PUBLISHED, UNAVAILABLE, published
@@ -302,7 +308,9 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> dict:
     write_json(out / "map.json", evaluate(root / "gt.json", out / "detections.json",
                                           subset="test", tious=[0.1, 0.3, 0.5, 0.7],
                                           protocol="anet", protocols=["thumos14"],
-                                          dataset="toy", model="kt_mgfn"))
+                                          dataset="toy", model="kt_mgfn")
+               # as the evaluate rule adds it: kt_mgfn declares trimmed: true, none were given
+               | training_record(read_json(out / "train.json"), learns_from_trimmed=True))
     return {"root": root, "out": out, "test": te}
 
 
@@ -314,6 +322,7 @@ def test_make_report_writes_every_figure(run: dict) -> None:
         gt_path=run["root"] / "gt.json", feature_paths=run["test"], out_dir=out / "report",
         subset="test", n_videos=2, device="cpu")
     assert list(manifest["videos"]) == ["te_00", "te_01"]
+    assert manifest["knowledge_transfer"] == NO_TRIMMED  # trained without trimmed clips
     assert manifest["videos"]["te_00"]["sequences"]["cascaded_cas"] == [
         read_json(out.parent.parent.parent / "te_00.json")["shape"][0], 3]
     for name in manifest["figures"]:
@@ -347,7 +356,7 @@ def test_report_and_summary_commands(run: dict, tmp_path: Path, capsys) -> None:
     code = main(["summary", str(out / "map.json"), "--md", str(tmp_path / "s.md"),
                  "--csv", str(tmp_path / "s.csv")])
     assert code == 0
-    assert "| kt_mgfn | ours | anet |" in (tmp_path / "s.md").read_text()
+    assert "| kt_mgfn (knowledge transfer off) | ours | anet |" in (tmp_path / "s.md").read_text()
 
 
 # ---- summary and published numbers ------------------------------------------------------------

@@ -69,9 +69,13 @@ Readings of what the paper leaves open (each documented where it is implemented)
   (equal weights for other stream names); :meth:`ASSG.candidates` thresholds the fused heatmap of
   each selected class at the levels ``cas_thresholds`` and scores a run by its mean fused
   heatmap (Eq. 6), plus ``video_score_weight`` times the video score (0 in the paper's
-  settings); the generic loop then applies NMS. The proposal level is not in the paper; the
-  config uses one level (0.1): with several, a run's high-scoring inner fragments outrank it
-  under Eq. 6's mean, which fragments the detections.
+  settings); the generic loop then applies NMS. The proposal level is not in the paper. The
+  fused heatmap is a probability over the background and the C classes (§3.2.2, a convex
+  combination of the streams' in Eq. 6), so the config's default is one level, 0.5: class c
+  where it is more probable than not, hence the argmax (Eq. 1's labelling condition without
+  θ_g). A dataset's own level is chosen on its training videos only, by cross-validation
+  (:func:`choose_proposal_level`). One level: with several, a run's high-scoring inner
+  fragments outrank it under Eq. 6's mean, which fragments the detections.
 * **Video-level scores**, which choose the classes to localise: the paper defines none of its
   own; for its comparisons it "follow[s] their prediction operations" (§4.4), those of the
   CAS network that gave the seeds (STPN keeps the classes its video-level classification
@@ -87,9 +91,12 @@ Ablation switches: ``pooling`` ``sap`` / ``gap`` / ``gmp`` (table 1) and ``modul
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -591,3 +598,91 @@ class ASSG(Localizer):
             seqs["heatmap"] = heat[..., 1:]
             seqs["background"] = heat[..., 0]
         return seqs
+
+
+# -- choosing the proposal level on the training videos ---------------------------------------
+
+
+def choose_proposal_level(
+    index_path: str | os.PathLike[str],
+    feature_paths: Sequence[str | os.PathLike[str]],
+    gt_path: str | os.PathLike[str],
+    workdir: str | os.PathLike[str],
+    *,
+    settings: Mapping[str, Any],
+    levels: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5),
+    folds: int = 2,
+    seeds: Sequence[int] = (0,),
+    tious: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
+    device: str = "cpu",
+) -> dict[str, Any]:
+    """The proposal level (``infer.cas_thresholds``) chosen by cross-validation on the
+    training videos only.
+
+    The paper gives no proposal level (§3.5), so the default (0.5, see ``assg.yaml``) is a
+    reading, and a dataset may choose its own here, never on its test subset: the training
+    videos ``feature_paths`` (every one must be of the index's ``train`` split, else
+    ``ValueError``) are dealt into ``folds`` folds in name order; for every fold and seed ASSG
+    is trained (``settings``: the model's resolved ``args`` / ``train`` / ``infer``, e.g.
+    :func:`wtal.settings.resolve_model_settings`) on the other folds and localises the
+    held-out fold at every level of ``levels``; the held-out detections are scored against
+    the training videos' own annotations in ``gt_path`` (ActivityNet protocol, mean mAP over
+    ``tious``: the paper's Ave-mAP 0.1:0.5 of its ablations). The level of highest mean
+    wins (ties: the lower level).
+
+    Returns:
+        ``{"best": level, "mean": {level: mAP}, "runs": [{"fold", "seed", "mAP": {level:
+        mAP}}], "folds", "seeds", "tious", "videos"}``; ``workdir`` keeps every run's files.
+    """
+    from wtal.evaluate import evaluate
+    from wtal.infer import infer
+    from wtal.settings import infer_settings, train_settings
+    from wtal.train import load_split, train
+    from wtalio import read_json, write_json
+
+    if folds < 2:
+        raise ValueError(f"folds must be at least 2, got {folds}")
+    if not levels:
+        raise ValueError("no proposal levels to choose from")
+    index = read_json(index_path)
+    paths = sorted((Path(p) for p in feature_paths), key=lambda p: p.stem)
+    load_split(paths, index, split="train")  # every video a training video, or ValueError
+    if len(paths) < folds:
+        raise ValueError(f"{len(paths)} training videos cannot make {folds} folds")
+    gt = read_json(gt_path)
+    database = gt.get("database", {})
+    missing = [p.stem for p in paths if p.stem not in database]
+    if missing:
+        raise ValueError(f"{gt_path}: no annotations for the training videos {missing[:5]}")
+    base_infer, options = infer_settings(settings.get("infer") or {})
+    args = dict(settings.get("args") or {})
+    work = Path(workdir)
+    runs: list[dict[str, Any]] = []
+    for fold in range(folds):
+        held = [p for i, p in enumerate(paths) if i % folds == fold]
+        rest = [p for i, p in enumerate(paths) if i % folds != fold]
+        fold_gt = {  # the held-out training videos alone; the classes are the index's
+            "taxonomy": [{"nodeId": i, "nodeName": c, "parentId": None, "parentName": None}
+                         for i, c in enumerate(index["classes"])],
+            "database": {p.stem: {**database[p.stem], "subset": "held-out"} for p in held}}
+        write_json(work / f"fold{fold}" / "gt.json", fold_gt)
+        for seed in seeds:
+            run = work / f"fold{fold}" / f"seed{seed}"
+            ts = train_settings({**(settings.get("train") or {}), "seed": int(seed)})
+            train(index_path, rest, run / "model.pt", run / "train.json", model="assg",
+                  model_args=args, settings=ts, device=device)
+            scores: dict[float, float] = {}
+            for level in levels:
+                det = run / f"detections_{level:g}.json"
+                infer(run / "model.pt", held, det, run / "cas",
+                      settings=dataclasses.replace(base_infer, cas_thresholds=(float(level),)),
+                      model_options=options, device=device)
+                result = evaluate(work / f"fold{fold}" / "gt.json", det, subset="held-out",
+                                  tious=list(tious))
+                scores[float(level)] = float(np.mean(result["mAP"]))
+            runs.append({"fold": fold, "seed": int(seed), "mAP": scores})
+            logger.info("assg proposal level, fold %d seed %d: %s", fold, seed, scores)
+    mean = {float(lv): float(np.mean([r["mAP"][float(lv)] for r in runs])) for lv in levels}
+    best = min(mean, key=lambda lv: (-mean[lv], lv))
+    return {"best": best, "mean": mean, "runs": runs, "folds": folds, "seeds": list(seeds),
+            "tious": list(tious), "videos": [p.stem for p in paths]}

@@ -18,14 +18,15 @@ Each sub-network has three parts:
   (Eq. 2); classifier A sees the features, classifier B the same features with the snippets
   where A's min-max normalised T-CAS exceeds ζ (0.4) set to zero, for the target classes
   (online adversarial erasing, Algorithm 1). M(Cas) = max(M(A), M(B)).
-* **Pyramid attention module (PAM)**, three levels of length T, T/2, T/4 (stacked max pooling,
-  scale 2); per level a k=1 convolution (512 filters, ReLU), top-down lateral connections
-  (the coarser level's features repeated ×2 and added), a k=1 prediction convolution with C
-  filters giving the label map K_l (T_l, C); the video prediction is the average over levels of
-  each level's global average pool. The input is cut into consecutive windows of T_ω = 64
-  snippets (the last one, and a video shorter than a window, padded to a whole window; padding
-  is masked), every window goes through the pyramid alone and the windows' label maps are
-  concatenated (§3.4–3.5). The heatmap H sums the label maps upsampled by repetition
+* **Pyramid attention module (PAM)**, four levels of length T, T/2, T/4, T/8: the input and the
+  outputs of three stacked max poolings of scale 2 ("we stack three 1-D max pooling layers", T_l
+  = T/2^(l-1), §3.3); per level a k=1 convolution (512 filters, ReLU), top-down lateral
+  connections (the coarser level's features repeated ×2 and added), a k=1 prediction convolution
+  with C filters giving the label map K_l (T_l, C); the video prediction is the average over
+  levels of each level's global average pool. The input is cut into consecutive windows of T_ω =
+  64 snippets (the last one, and a video shorter than a window, padded to a whole window;
+  padding is masked), every window goes through the pyramid alone and the windows' label maps
+  are concatenated (§3.4–3.5). The heatmap H sums the label maps upsampled by repetition
   (×2^(l-1)) and min-max normalises every class over the video (Eq. 3).
 * **Temporal action localisation**: Φ = sigmoid(M(Cas)) · H per stream (Eq. 4, 5).
 
@@ -36,7 +37,7 @@ Each sub-network has three parts:
       M(A) ─ min-max per class, > ζ on target classes ─▶ erased (B, T)
       f ⊙ ¬erased ─ classifier B ─▶ M(B) (B,T,C), s_B (B,C)
       M(Cas) = max(M(A), M(B))                                            ─▶ (B, T, C)
-      f ─ windows of T_ω ─ maxpool×2 ─ maxpool×2 ─▶ levels ─ Conv1d(k1,512)─ReLU ─ top-down + ─
+      f ─ windows of T_ω ─ maxpool×2 (×3) ─▶ levels ─ Conv1d(k1,512)─ReLU ─ top-down + ─
         ─ Conv1d(k1,C) ─▶ K_l ─ concatenate windows ─ GAP, mean over l ─▶ s_PAM (B,C)
         ─ repeat ×2^(l-1), Σ_l, min-max over T (Eq. 3)                   ─▶ heatmap H (B,T,C)
       Φ_s = sigmoid(M(Cas)) · H                                   (Eq. 4 / 5)  (B, T, C)
@@ -70,12 +71,26 @@ Choices the paper leaves open, made here: the erasing threshold ζ is applied to
 normalised T-CAS (the paper sweeps ζ in 0.3-0.7, a [0, 1] scale); erased snippets are set to
 zero (the standardised mean) and stay in B's average pool; the erasure of a multi-label video
 is the union over its target classes; the PAM's first level is the input itself (T_l =
-T/2^(l-1), so three levels need two poolings) and pools with ``ceil_mode``; ``window`` must be a
+T/2^(l-1), so the three poolings give four levels; ``levels: 3``, two poolings, was this
+project's earlier reading and is an ablation row) and pools with ``ceil_mode``; ``window`` must be a
 multiple of 2^(levels-1) so that the windows' poolings stay aligned, and then the windowed
 label maps equal one pass over the whole video (tested); the level predictions are averaged as
 logits, the PAM's video logits are the GAP over all the video's windows. Padding snippets
 (``mask`` False) are zeroed at the input, left out of every average pool, the max pooling and
 the min-max normalisations.
+
+What each module sees (§3.4, §3.5). The training loop hands over whole videos (the model's
+``train.max_seqlen`` is larger than any video: no crops). The CCM classifies the whole video
+from its units, sampled when the video is longer than ``ccm_segments`` = P units (P equal
+segments; in training one random unit of each, anew at every step: the paper's sparse
+sampling, its best in Fig. 5 left; at prediction the segments' centres: its uniform sampling,
+§3.5), and M(Cas) is brought back to every unit of the video by its segment
+(:meth:`CPMNStream.ccm_units`). The PAM sees every unit, in consecutive windows of T_ω. P is
+not in the paper (750, the sequence length of KT-MGFN's and ECM's THUMOS14 settings). An
+earlier version trained both modules on random 64-snippet crops, each carrying the video's
+labels even when it held none of its actions; it is kept only as an ablation row
+(``ccm_sampling: all`` with ``train.max_seqlen: 64``), to measure what those mislabelled
+crops cost.
 
 Table 3's ablation: ``mining=False, pam=False`` is the original T-CAS (a CAM classifier),
 ``mining=True, pam=False`` adds the mining T-CAS, ``mining=True, pam=True`` is CPMN.
@@ -86,6 +101,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -93,16 +109,18 @@ from torch import Tensor, nn
 from wtal.models.base import Localizer
 from wtal.models.registry import register_model
 from wtal.postprocess import masked_minmax, runs_above
+from wtal.sampling import sparse_indices, uniform_indices
 
 STREAMS = ("both", "rgb", "flow", "concat")
+CCM_SAMPLING = ("sparse", "uniform", "all")
 
 
 class StreamOutput(NamedTuple):
     """What one stream's sub-network gives for a batch.
 
     ``cas``, ``video_logits`` and ``heatmap`` are on the input's time axis; the other fields are
-    on the classifiers' time axis (the same unless ``resize`` is set) and serve the loss and the
-    tests.
+    on the classifiers' time axis (the same unless ``resize`` is set or the video is longer than
+    ``ccm_segments``, see :meth:`CPMNStream.ccm_units`) and serve the loss and the tests.
     """
 
     cas: Tensor  # (B, T, C) cascaded T-CAS M(Cas) = max(M(A), M(B)) (M(A) without mining)
@@ -116,6 +134,7 @@ class StreamOutput(NamedTuple):
     erased: Tensor  # (B, T') bool, snippets erased from classifier B's input
     features: Tensor  # (B, T', D_s) the stream's features the classifiers saw (padding zeroed)
     mask: Tensor  # (B, T') bool valid snippets on the classifiers' time axis
+    back: Tensor | None = None  # (B, T_in) long: the classifiers' position of every unit
 
 
 class CPMNOutput(NamedTuple):
@@ -278,13 +297,21 @@ class CPMNStream(nn.Module):
         pam: bool,  # pyramid attention module (H; ones when off)
         zeta: float,  # erasing threshold ζ on the normalised T-CAS
         erase_guide: str,  # training erasure after the labels or the predictions
-        levels: int,  # pyramid levels (lengths T, T/2, T/4)
+        levels: int,  # pyramid levels (lengths T, T/2, T/4, T/8: the input + 3 poolings)
         window: int,  # T_ω of the PAM's windows
         l2_weight: float,  # λ of Eq. (6), on the CCM's weights
         resize: int | None,  # resample every video to this many snippets (ActivityNet)
         score_mining: bool,  # classifier B's logits in the video scores too
+        ccm_sampling: str = "sparse",  # the CCM's units of a long video: sparse | uniform | all
+        ccm_segments: int = 750,  # P: segments of a long video the CCM samples
     ) -> None:
         super().__init__()
+        if ccm_sampling not in CCM_SAMPLING:
+            raise ValueError(f"unknown ccm_sampling {ccm_sampling!r} ({', '.join(CCM_SAMPLING)})")
+        if ccm_segments < 1:
+            raise ValueError(f"ccm_segments must be >= 1, got {ccm_segments}")
+        self.ccm_sampling = ccm_sampling
+        self.ccm_segments = ccm_segments
         self.columns = (int(columns[0]), int(columns[1]))
         dim = self.columns[1] - self.columns[0]
         if dim < 1:
@@ -346,6 +373,57 @@ class CPMNStream(nn.Module):
 
     # -- the network -------------------------------------------------------------------------
 
+    def ccm_units(self, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The units the cascaded classifiers see (§3.4 training, §3.5 prediction).
+
+        A video of n valid units with n > ``ccm_segments`` (P) is cut into P equal segments
+        [k·n/P, (k+1)·n/P); in training one random unit of each segment is taken, anew at every
+        step (sparse sampling, :func:`wtal.sampling.sparse_indices`, the paper's choice, Fig. 5
+        left), at prediction the segments' centres (uniform sampling,
+        :func:`wtal.sampling.uniform_indices`, §3.5). ``ccm_sampling="uniform"`` takes the
+        centres in training too; ``"all"`` never samples. A video of at most P units is used
+        whole. The randomness comes from torch's generator (seeded by the training loop).
+
+        Args:
+            mask: (B, T) valid units of the sub-network's input.
+
+        Returns:
+            index (B, T_c) long: the input unit of every CCM position (0 on padding);
+            ccm_mask (B, T_c) bool: valid CCM positions;
+            back (B, T) long: for every input unit, the CCM position of its segment (itself
+            when the video is not sampled; padding: its own position, clamped), so that
+            M(Cas) is brought back to the input's units by repetition.
+        """
+        lengths = [int(n) for n in mask.sum(dim=1).tolist()]
+        p = self.ccm_segments
+        picks: list[np.ndarray] = []
+        backs: list[np.ndarray] = []
+        for n in lengths:
+            if self.ccm_sampling == "all" or n <= p:
+                picks.append(np.arange(n, dtype=np.int64))
+                backs.append(np.arange(n, dtype=np.int64))
+                continue
+            if self.training and self.ccm_sampling == "sparse":
+                seed = int(torch.randint(0, 2**62, (1,)).item())  # torch's seeded generator
+                picks.append(sparse_indices(n, p, np.random.default_rng(seed)))
+            else:
+                picks.append(uniform_indices(n, length=p))
+            backs.append(np.arange(n, dtype=np.int64) * p // n)  # segment k of unit t
+        t_c = max(1, max(len(i) for i in picks))
+        index = torch.zeros(len(lengths), t_c, dtype=torch.long)
+        ccm_mask = torch.zeros(len(lengths), t_c, dtype=torch.bool)
+        back = torch.arange(mask.shape[1]).clamp(max=t_c - 1).repeat(len(lengths), 1)
+        for b, (i, k) in enumerate(zip(picks, backs, strict=True)):
+            index[b, : len(i)] = torch.from_numpy(i)
+            ccm_mask[b, : len(i)] = True
+            back[b, : len(k)] = torch.from_numpy(k)
+        dev = mask.device
+        return index.to(dev), ccm_mask.to(dev), back.to(dev)
+
+    def to_units(self, y: Tensor, back: Tensor) -> Tensor:
+        """(B, T_c, K) on the CCM's positions → (B, T, K) on the sub-network's input units."""
+        return torch.gather(y, 1, back.unsqueeze(-1).expand(-1, -1, y.shape[-1]))
+
     def forward(self, x: Tensor, mask: Tensor | None = None) -> StreamOutput:
         """Args: x (B, T, D) all feature columns; mask (B, T) valid snippets (default: all)."""
         if mask is None:
@@ -354,25 +432,29 @@ class CPMNStream(nn.Module):
         m = mask
         if self.resize is not None:
             f, m = self._resize_in(f, mask)  # (B, R, D_s), (B, R)
-        tcas_a, logits_a = self.classifier_a(f, m)  # (B, T', C), (B, C)
+        index, mc, back = self.ccm_units(m)  # the CCM's units (sampled when long)
+        fc = torch.gather(f, 1, index.unsqueeze(-1).expand(-1, -1, f.shape[-1]))
+        fc = fc * mc.unsqueeze(-1).to(fc.dtype)  # (B, T_c, D_s), padding zeroed
+        tcas_a, logits_a = self.classifier_a(fc, mc)  # (B, T_c, C), (B, C)
         branches = [logits_a]
         cas, tcas_b, logits_b = tcas_a, None, None
-        erased = torch.zeros_like(m)
+        erased = torch.zeros_like(mc)
         if self.classifier_b is not None:
-            erased = erasing_mask(tcas_a, m, self.predicted_targets(logits_a), zeta=self.zeta)
-            tcas_b, logits_b = self.classifier_b(self.erase(f, erased), m)
-            cas = torch.maximum(tcas_a, tcas_b)  # M(Cas), (B, T', C)
+            erased = erasing_mask(tcas_a, mc, self.predicted_targets(logits_a), zeta=self.zeta)
+            tcas_b, logits_b = self.classifier_b(self.erase(fc, erased), mc)
+            cas = torch.maximum(tcas_a, tcas_b)  # M(Cas), (B, T_c, C)
             branches.append(logits_b)
+        cas = self.to_units(cas, back)  # (B, T', C): each unit takes its segment's value
         logits_pam = None
         heat = torch.ones_like(cas)
         if self.pam is not None:
-            logits_pam, _, heat = self.pam(f, m)  # (B, C), _, (B, T', C)
+            logits_pam, _, heat = self.pam(f, m)  # (B, C), _, (B, T', C): the whole video
             branches.append(logits_pam)
         video_logits = torch.stack(branches).mean(dim=0)  # (B, C)
         return StreamOutput(cas=self.on_input_axis(cas, mask), video_logits=video_logits,
                             heatmap=self.on_input_axis(heat, mask), logits_a=logits_a,
                             logits_b=logits_b, logits_pam=logits_pam, tcas_a=tcas_a,
-                            tcas_b=tcas_b, erased=erased, features=f, mask=m)
+                            tcas_b=tcas_b, erased=erased, features=fc, mask=mc, back=back)
 
     def video_scores(self, out: StreamOutput) -> Tensor:
         """p_class (B, C): sigmoid of the mean logits of A and the PAM (and B if asked)."""
@@ -483,7 +565,7 @@ class CPMN(Localizer):
         zeta: erasing threshold ζ (0.4).
         erase_guide: in training, erase after the video's labels (Algorithm 1) or after A's
             predictions (the test-time rule).
-        levels: pyramid levels (3).
+        levels: pyramid levels (4: the input and three stacked max poolings, §3.3).
         window: T_ω (64), a multiple of 2^(levels-1); the PAM runs on windows of this length.
         l2_weight: λ of Eq. (6) (0.0025).
         resize: resample each video to this many snippets before the network and the outputs
@@ -492,6 +574,11 @@ class CPMN(Localizer):
         streams: the features' column range per stream (``{"rgb": [0, 1024], ...}``, passed by
             the training loop from the feature sidecars); None = no recorded ranges (``rgb`` /
             ``flow`` then take the first / last half of the columns).
+        ccm_sampling: how the cascaded classifiers see a video longer than ``ccm_segments``
+            units: ``sparse`` (the paper: one random unit per segment in training, the
+            segments' centres at prediction), ``uniform`` (the centres always), ``all`` (every
+            unit, no sampling). See :meth:`CPMNStream.ccm_units`.
+        ccm_segments: P, the segments of a sampled video (not in the paper; 750).
 
     Inference knobs (``infer.model``, :class:`CPMNInferOptions`): ``theta`` θ_TCAS, the
     proposal threshold as a fraction of the max of Φ (0.2); ``top_classes``, classes localised
@@ -512,12 +599,14 @@ class CPMN(Localizer):
         pam: bool = True,  # pyramid attention module (H; ones when off)
         zeta: float = 0.4,  # erasing threshold ζ on the normalised T-CAS
         erase_guide: str = "labels",  # training erasure after the labels or the predictions
-        levels: int = 3,  # pyramid levels (lengths T, T/2, T/4)
+        levels: int = 4,  # pyramid levels: the input and three max poolings (T ... T/8)
         window: int = 64,  # T_ω of the PAM's windows
         l2_weight: float = 0.0025,  # λ of Eq. (6), on the CCM's weights
         resize: int | None = None,  # resample every video to this many snippets (ActivityNet)
         score_mining: bool = False,  # classifier B's logits in the video scores too
         streams: dict[str, list[int]] | None = None,  # column ranges per stream (sidecars)
+        ccm_sampling: str = "sparse",  # the CCM's units of a long video (§3.4, Fig. 5 left)
+        ccm_segments: int = 750,  # P segments (not in the paper)
     ) -> None:
         super().__init__()
         if erase_guide not in {"labels", "predictions"}:
@@ -534,7 +623,8 @@ class CPMN(Localizer):
             name: CPMNStream(columns=cols, num_classes=num_classes, hidden=hidden,
                              kernel_size=kernel_size, mining=mining, pam=pam, zeta=zeta,
                              erase_guide=erase_guide, levels=levels, window=window,
-                             l2_weight=l2_weight, resize=resize, score_mining=score_mining)
+                             l2_weight=l2_weight, resize=resize, score_mining=score_mining,
+                             ccm_sampling=ccm_sampling, ccm_segments=ccm_segments)
             for name, cols in self.columns.items()
         })
 
@@ -640,14 +730,19 @@ class CPMN(Localizer):
         many = len(out.streams) > 1
         for name, o in out.streams.items():
             net = self.nets[name]
-            own = {"original_tcas": torch.sigmoid(net.on_input_axis(o.tcas_a, mask))}
+            def units(y: Tensor, o: StreamOutput = o, net: CPMNStream = net) -> Tensor:
+                back = o.back if o.back is not None else torch.arange(
+                    y.shape[1], device=y.device).expand(y.shape[0], -1)
+                return net.on_input_axis(net.to_units(y, back), mask)
+
+            own = {"original_tcas": torch.sigmoid(units(o.tcas_a))}
             if o.tcas_b is not None:
-                own["mining_tcas"] = torch.sigmoid(net.on_input_axis(o.tcas_b, mask))
+                own["mining_tcas"] = torch.sigmoid(units(o.tcas_b))
                 own["cascaded_tcas"] = torch.sigmoid(o.cas)
             if net.pam is not None:
                 own["attention"] = o.heatmap
             if o.tcas_b is not None:
-                erased = net.on_input_axis(o.erased.unsqueeze(-1).to(x.dtype), mask)
+                erased = units(o.erased.unsqueeze(-1).to(x.dtype))
                 own["erased"] = erased[..., 0]  # (B, T)
             seqs.update({f"{name}.{k}" if many else k: v for k, v in own.items()})
         seqs["localisation"] = self.probabilities(out)[0]
