@@ -545,6 +545,7 @@ class SummaryRow:
     features: str = ""
     note: str = ""
     knowledge_transfer: str = ""  # ours: map.json's, for a model that learns from trimmed clips
+    compared_with: str = ""  # ours: the dataset whose model settings it used (map.json), if other
 
     @property
     def transfer_off(self) -> bool:
@@ -589,15 +590,19 @@ def our_rows(map_paths: Sequence[str | os.PathLike[str]]) -> list[SummaryRow]:
                 features=str(result.get("features", "")),
                 note=f"knowledge transfer {transfer}" if transfer.startswith("off") else "",
                 knowledge_transfer=transfer,
+                compared_with=str(result.get("model_settings_of") or ""),
             ))
     return rows
 
 
-def paper_rows(dataset: str, models: Sequence[str] | None = None) -> list[SummaryRow]:
-    """The published rows of ``dataset``'s benchmark (all papers, or those of ``models``)."""
+def paper_rows(dataset: str, models: Sequence[str] | None = None, *,
+               like: str = "") -> list[SummaryRow]:
+    """The published rows of ``dataset``'s benchmark (all papers, or those of ``models``); for
+    a dataset of none, those of the benchmark of ``like`` (the dataset whose model settings it
+    ran with, e.g. ``thumos14`` for a THUMOS14-structured benchmark or one's own features)."""
     from wtal.papers import BENCHMARK_OF_DATASET, PAPER_OF_MODEL, UNAVAILABLE, published
 
-    benchmark = BENCHMARK_OF_DATASET.get(dataset)
+    benchmark = BENCHMARK_OF_DATASET.get(dataset) or BENCHMARK_OF_DATASET.get(like)
     if benchmark is None:
         return []
     wanted = list(PAPER_OF_MODEL) if models is None else [m for m in models
@@ -660,11 +665,15 @@ def summary_tables(map_paths: Sequence[str | os.PathLike[str]]) -> tuple[str, li
     for dataset in datasets:
         mine = [r for r in ours if r.dataset == dataset]
         rows: list[SummaryRow] = []
+        like = next((r.compared_with for r in mine if r.compared_with), "")
         for model in sorted({r.model for r in mine}):
             rows += [r for r in mine if r.model == model]
-            rows += paper_rows(dataset, [model])
+            rows += paper_rows(dataset, [model], like=like)
         bench = BENCHMARK_OF_DATASET.get(dataset)
         title = f"## {dataset}" + (f" ({BENCHMARK_NAMES[bench]})" if bench else "")
+        if bench is None and BENCHMARK_OF_DATASET.get(like):
+            title += (f" (models with their {like} settings; the `paper` rows are the papers' "
+                      f"{BENCHMARK_NAMES[BENCHMARK_OF_DATASET[like]]} numbers, another dataset)")
         sections += [title, "", *table(rows), ""]
         records += [_record(r) for r in rows]
     sections += ["## Published numbers", ""]

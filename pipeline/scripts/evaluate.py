@@ -21,4 +21,6 @@ result.update(training_record(
     read_json(snakemake.input.train_log),  # noqa: F821
     learns_from_trimmed=snakemake.params.learns_from_trimmed,  # noqa: F821
 ))
+if snakemake.params.model_settings_of:  # noqa: F821
+    result["model_settings_of"] = snakemake.params.model_settings_of  # noqa: F821
 write_json(snakemake.output.map_json, result)  # noqa: F821

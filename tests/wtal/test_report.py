@@ -401,6 +401,26 @@ def test_summary_puts_the_papers_numbers_beside_ours(tmp_path: Path) -> None:
     assert ecm[0]["average_mAP"] == "23.50"
 
 
+def test_a_dataset_run_with_thumos14_settings_gets_the_thumos14_papers_rows(
+        tmp_path: Path) -> None:
+    """A THUMOS14-structured benchmark (or one's own THUMOS14 features) under another name:
+    map.json's model_settings_of puts the papers' THUMOS14 rows beside its rows, said to be
+    another dataset's; a dataset without it gets none."""
+    tious = [0.1, 0.3, 0.5, 0.7]
+    like = fake_map(tmp_path, "thumos_like", "ecm", [0.6, 0.5, 0.4, 0.2], [0.5] * 4, tious)
+    m = read_json(like)
+    write_json(like, {**m, "model_settings_of": "thumos14"})
+    plain = fake_map(tmp_path, "mine", "ecm", [0.6, 0.5, 0.4, 0.2], [0.5] * 4, tious)
+    write_summary([like, plain], tmp_path / "summary.md", tmp_path / "summary.csv")
+    md = (tmp_path / "summary.md").read_text()
+    section = md.split("## thumos_like")[1].split("\n## ")[0]
+    assert "THUMOS14 numbers, another dataset" in section.splitlines()[0]
+    paper = [line for line in section.splitlines() if line.startswith("| ecm | paper")]
+    assert paper and "Table 3" in paper[0]
+    mine = md.split("## mine")[1].split("\n## ")[0]
+    assert "| ecm | paper" not in mine
+
+
 def test_summary_without_results_lists_the_published_numbers() -> None:
     md, records = summary_tables([])
     assert "### THUMOS14" in md
