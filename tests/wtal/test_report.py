@@ -416,7 +416,8 @@ def test_a_dataset_run_with_thumos14_settings_gets_the_thumos14_papers_rows(
     section = md.split("## thumos_like")[1].split("\n## ")[0]
     assert "THUMOS14 numbers, another dataset" in section.splitlines()[0]
     paper = [line for line in section.splitlines() if line.startswith("| ecm | paper")]
-    assert paper and "Table 3" in paper[0]
+    assert paper
+    assert "Table 3" in paper[0]
     mine = md.split("## mine")[1].split("\n## ")[0]
     assert "| ecm | paper" not in mine
 
