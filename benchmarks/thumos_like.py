@@ -48,6 +48,7 @@ Usage::
 
     python benchmarks/thumos_like.py make OUT                # data + OUT/config.yaml
     python benchmarks/thumos_like.py run OUT --seeds 0 1 2   # the workflow for every model
+    python benchmarks/thumos_like.py choose-assg-level OUT   # ASSG's level, training videos only
     python benchmarks/thumos_like.py table OUT               # OUT/results.md (mean ± sd)
 """
 
@@ -388,6 +389,10 @@ def run(out: Path, seeds: Sequence[int], models: Sequence[str], cores: int,
             (workdir / "work").symlink_to(shared.resolve(), target_is_directory=True)
         overrides = {"models": {m: {"datasets": {DATASET: {"train": {"seed": seed}}}}
                                 for m in models}}
+        level = out / "assg_level.json"
+        if "assg" in models and level.exists():  # chosen on the training videos only
+            best = json.loads(level.read_text())["best"]
+            overrides["models"]["assg"]["datasets"][DATASET]["infer"] = {"cas_thresholds": [best]}
         (workdir / "seed.yaml").write_text(json.dumps(overrides))
         wanted = [f"results/{DATASET}/{m}/{t}" for m in models for t in targets]
         cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
@@ -396,6 +401,31 @@ def run(out: Path, seeds: Sequence[int], models: Sequence[str], cores: int,
         env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, env=env, cwd=workdir)
+
+
+def choose_assg_level(out: Path, *, folds: int = 2, seed: int = 0) -> dict[str, Any]:
+    """ASSG's proposal level (the paper prints none) chosen on the benchmark's TRAINING videos
+    alone, by ``folds``-fold cross-validation (:func:`wtal.models.assg.choose_proposal_level`);
+    written to ``out/assg_level.json``, which :func:`run` then applies to ASSG. Needs the
+    workflow's index and imported features (``out/work``, made by a first :func:`run`)."""
+    import yaml
+
+    from wtal.models.assg import choose_proposal_level
+    from wtal.settings import resolve_model_settings
+    from wtalio import read_json
+
+    work = out / "work" / DATASET
+    index = read_json(work / "index.json")
+    train = [work / "features" / "imported" / f"{v}.npy"
+             for v, r in sorted(index["videos"].items()) if r["split"] == "train"]
+    user = yaml.safe_load((out / "config.yaml").read_text())["models"]["assg"]
+    settings = resolve_model_settings(REPO / "pipeline" / "config" / "models" / "assg.yaml",
+                                      DATASET, user, settings_of="thumos14")
+    chosen = choose_proposal_level(work / "index.json", train, work / "gt.json",
+                                   out / "assg_level", settings=settings, folds=folds,
+                                   seeds=(seed,))
+    (out / "assg_level.json").write_text(json.dumps(chosen, indent=1))
+    return chosen
 
 
 def table(out: Path, models: Sequence[str] = MODELS) -> str:
@@ -464,6 +494,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     rn.add_argument("--cores", type=int, default=2)
     rn.add_argument("--ablation", action="store_true",
                     help="also each model's ablation table (results/.../ablation.md)")
+    ch = sub.add_parser("choose-assg-level",
+                        help="ASSG's proposal level by cross-validation on the training videos")
+    ch.add_argument("out")
+    ch.add_argument("--folds", type=int, default=2)
     tb = sub.add_parser("table", help="results.md: mean ± sd over the seeds")
     tb.add_argument("out")
     args = p.parse_args(argv)
@@ -475,6 +509,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         targets = ("map.json", "ablation.md") if args.ablation else ("map.json",)
         run(out, args.seeds, args.models, args.cores, targets)
         print(table(out, args.models))
+    elif args.cmd == "choose-assg-level":
+        chosen = choose_assg_level(out, folds=args.folds)
+        print(json.dumps({"best": chosen["best"], "mean": chosen["mean"]}, indent=1))
     else:
         print(table(out))
 
