@@ -69,6 +69,8 @@ from typing import Any
 
 import numpy as np
 
+from wtal.datasets import THUMOS14_UCF101_IDS
+
 REPO = Path(__file__).resolve().parents[1]
 DATASET = "thumos_like"
 SNIPPET_SECONDS = 0.64
@@ -83,7 +85,9 @@ CLASS_MEDIAN_SECONDS: dict[str, float] = {
     "JavelinThrow": 6.3, "LongJump": 7.0, "PoleVault": 6.55, "Shotput": 4.8,
     "SoccerPenalty": 2.8, "TennisSwing": 1.55, "ThrowDiscus": 4.05, "VolleyballSpiking": 1.8,
 }
-CLASSES: tuple[str, ...] = tuple(CLASS_MEDIAN_SECONDS)
+#: THUMOS14's 20 classes in their usual order.
+CLASSES: tuple[str, ...] = tuple(THUMOS14_UCF101_IDS)
+assert set(CLASS_MEDIAN_SECONDS) == set(CLASSES)
 #: Scene groups: classes filmed in the same kind of place share most of their context.
 SCENES: dict[str, tuple[str, ...]] = {
     "athletics": ("HammerThrow", "HighJump", "JavelinThrow", "LongJump", "PoleVault", "Shotput",
