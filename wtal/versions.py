@@ -20,7 +20,7 @@ STAGE_VERSIONS: dict[str, str] = {
     "infer": "0.1.0",  # detections.json, the THUMOS14 text files, the CAS
     "evaluate": "0.1.0",  # map.json
     "report": "0.1.0",  # the report folder, summary.md / summary.csv
-    "ablation": "0.1.0",  # ablation.md, ablation.json
+    "ablation": "0.2.0",  # ablation.md, ablation.json (0.2: shares_training_with)
 }
 
 

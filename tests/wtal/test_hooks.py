@@ -264,21 +264,33 @@ def test_variant_settings_merge_overrides_in_table_order() -> None:
         variant_settings(base, {})
 
 
-def test_ablation_stage_trains_every_variant(data, tmp_path: Path) -> None:
+def test_ablation_stage_trains_every_distinct_variant(data, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     root = data["root"]
     write_json(root / "gt.json", {"database": {"te0": {"subset": "test", "annotations": [
         {"label": "A", "segment": [1.0, 5.0]}]}}})
     settings = {"args": {"candidates": [[0, 0.1, 0.4, 0.9]]},
                 "train": {"epochs": 1, "batch_size": 2}, "infer": {"nms": "none"}}
-    variants = {"candidates": {}, "a miss": {"args": {"candidates": [[0, 0.6, 0.9, 0.9]]}}}
+    variants = {"candidates": {}, "a miss": {"args": {"candidates": [[0, 0.6, 0.9, 0.9]]}},
+                "candidates, top 1": {"infer": {"max_per_video": 1}}}
     out = tmp_path / "out"
+    import wtal.train
+
+    trainings = []
+    real_train = wtal.train.train
+    monkeypatch.setattr(wtal.train, "train",
+                        lambda *a, **k: trainings.append(k["model_args"]) or real_train(*a, **k))
     report = run_ablation(root / "index.json", data["train"], data["test"], root / "gt.json",
                           out / "ablation.md", out / "ablation.json", model="test_probe",
                           settings=settings, variants=variants,
                           evaluation={"subset": "test", "tiou": [0.3, 0.5], "protocol": "anet"},
                           trimmed_paths=data["trimmed"], dataset="toy", device="cpu")
     rows = report["variants"]
-    assert [r["variant"] for r in rows] == ["candidates", "a miss"]
+    assert [r["variant"] for r in rows] == ["candidates", "a miss", "candidates, top 1"]
+    # the third differs from the first in inference alone: trained twice, not three times
+    assert len(trainings) == 2
+    assert [r["shares_training_with"] for r in rows] == [None, None, "candidates"]
+    assert rows[2]["mAP"] == rows[0]["mAP"]
     # 1.28-5.12 s against 1-5 s: a hit at both thresholds; 7.68-11.52 s: none
     assert rows[0]["mAP"] == [1.0, 1.0]
     assert rows[1]["mAP"] == [0.0, 0.0]
@@ -290,5 +302,6 @@ def test_ablation_stage_trains_every_variant(data, tmp_path: Path) -> None:
     assert "| candidates | 100.0 | 100.0 | 100.0 |" in table
     assert "| a miss | 0.0 | 0.0 | 0.0 |" in table
     assert "candidates=[[0, 0.6, 0.9, 0.9]]" in table
+    assert "| = candidates | max_per_video=1 |" in table
     assert table == ablation_table(read_json(out / "ablation.json"))
     assert sorted(p.name for p in out.iterdir()) == ["ablation.json", "ablation.md"]
