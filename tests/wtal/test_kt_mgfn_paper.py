@@ -97,12 +97,14 @@ def test_joint_training_lets_the_oic_loss_reach_the_classification_network() -> 
     assert grads[False] == 0  # stage-wise: the CAS is detached
 
 
-def test_joint_is_the_default_and_stage_wise_is_table_vii_row() -> None:
+def test_stage_wise_is_the_workflow_default_and_end_to_end_table_vii_row() -> None:
+    # the paper's end-to-end training is the model's own default; the workflow's settings
+    # choose stage-wise (measured on the benchmark's training curves, kt_mgfn.yaml)
     settings = resolve_model_settings(CONFIG_DIR / "models" / "kt_mgfn.yaml", "thumos14")
-    assert settings["args"]["joint"] is True
+    assert settings["args"]["joint"] is False
     assert small(brm=True).joint is True
     rows = variant_settings(settings, settings["ablations"])
-    assert rows["VII stage-wise"]["args"]["joint"] is False
+    assert rows["VII end-to-end (the paper's)"]["args"]["joint"] is True
 
 
 # -------------------------------------------------------------- p_class, classes (§III.F)
@@ -219,12 +221,13 @@ def test_tables_vi_vii_viii_are_rows_of_the_ablation_block() -> None:
         net = build_model("kt_mgfn", in_dim=8, num_classes=3, **{**values["args"], "hidden": 4})
         options = infer_options(net, values["infer"].get("model"), name)
         stages[name] = len(net.stages)
-        if net.brm is not None and net.joint and len(net.stages) == 2:
+        if net.brm is not None and len(net.stages) == 2:
             factors.add((options.score_act, options.score_class, options.score_oic))
     assert stages["VI one classifier"] == 1
     assert stages["+BRM"] == 2
     assert stages["VI three classifiers"] == 3
-    assert not rows["VII stage-wise"]["args"]["joint"]
+    assert rows["VII end-to-end (the paper's)"]["args"]["joint"]
+    assert not rows["+BRM"]["args"]["joint"]
     # table VIII: every non-empty combination of the three factors of Eq. (6)
     assert factors == {(a, c, o) for a in (True, False) for c in (True, False)
                        for o in (True, False)} - {(False, False, False)}
