@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -98,7 +97,7 @@ def run_ablation(
     rows: list[dict[str, Any]] = []
     folder = Path(table_out).parent
     folder.mkdir(parents=True, exist_ok=True)
-    # (args, train) of a trained variant → (its name, folder, training log, seconds)
+    # (args, train) of a trained variant → (its name, checkpoint, training log, seconds)
     trained: dict[str, tuple[str, Path, dict[str, Any], float]] = {}
     with tempfile.TemporaryDirectory(prefix=".ablation-", dir=folder) as tmp:
         for i, (name, values) in enumerate(full.items()):
@@ -106,19 +105,19 @@ def run_ablation(
             work.mkdir()
             key = training_key(values)
             shared_with = None
-            if key in trained:  # only infer differs: the same trained model
-                shared_with, first, log, t_train = trained[key]
-                shutil.copyfile(first / "model.pt", work / "model.pt")
+            if key in trained:  # only infer differs: read the earlier variant's checkpoint
+                shared_with, checkpoint, log, t_train = trained[key]
             else:
+                checkpoint = work / "model.pt"
                 t0 = time.time()
-                log = train(index_path, train_paths, work / "model.pt", work / "train.json",
+                log = train(index_path, train_paths, checkpoint, work / "train.json",
                             model=model, model_args=dict(values["args"]),
                             settings=train_settings(values["train"]), device=device,
                             threads=threads, trimmed_paths=trimmed_paths)
                 t_train = time.time() - t0
-                trained[key] = (name, work, log, t_train)
+                trained[key] = (name, checkpoint, log, t_train)
             variant_infer, variant_options = infer_settings(values["infer"])
-            infer(work / "model.pt", test_paths, work / "detections.json", work / "cas",
+            infer(checkpoint, test_paths, work / "detections.json", work / "cas",
                   settings=variant_infer, model_options=variant_options, device=device,
                   threads=threads)
             result = evaluate(gt_path, work / "detections.json", subset=evaluation["subset"],
@@ -208,9 +207,8 @@ def ablation_table(report: Mapping[str, Any]) -> str:
         f"mAP (%) on the {report['subset']} subset, {report['protocol']} protocol; every "
         "variant trained with the same seed on the same features (train s \"= X\": the "
         "variant differs from X only in inference and uses X's trained model). Frame acc (%): "
-        "ECM table "
-        "6's frame accuracy (snippets inside ground-truth instances whose best class among "
-        "those scoring at least 0.25 is right; wtal.frame_metrics).",
+        "ECM table 6's frame accuracy (snippets inside ground-truth instances whose best class "
+        "among those scoring at least 0.25 is right; wtal.frame_metrics).",
         "",
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(tious) + 3) + ["---"]) + "|",
