@@ -48,7 +48,8 @@ Usage::
 
     python benchmarks/thumos_like.py make OUT                # data + OUT/config.yaml
     python benchmarks/thumos_like.py run OUT --seeds 0 1 2   # the workflow for every model
-    python benchmarks/thumos_like.py choose-assg-level OUT   # ASSG's level, training videos only
+    python benchmarks/thumos_like.py choose OUT assg         # ASSG's level, training videos only
+    python benchmarks/thumos_like.py choose OUT tsrnet       # TSRNet's β, training videos only
     python benchmarks/thumos_like.py table OUT               # OUT/results.md (mean ± sd)
 """
 
@@ -351,6 +352,28 @@ WIDTHS: dict[str, dict[str, int]] = {
 }
 WIDTH_DIVISOR = 2
 
+#: Feature columns per stream of THUMOS14's I3D features.
+I3D_DIM = 1024
+
+
+def sgd_lr(model: str, dim: int) -> float | None:
+    """The learning rate on the benchmark of a model trained by SGD (TSRNet; None for Adam).
+
+    SGD's step on a layer that reads the standardised features changes its output in
+    proportion to their squared norm, i.e. to the number of columns: at ``dim`` columns
+    instead of I3D's 1024 the THUMOS14 learning rate would take 1024 / ``dim`` times smaller
+    steps relative to the weights (TSRNet's classification loss, 20 classes, plateaued at 1.9
+    over the paper's 15,000 iterations at 1e-4 on 32 columns). Its THUMOS14 rate × 1024 / dim
+    keeps the steps as they are on THUMOS14. Adam normalises its steps and needs no such
+    change."""
+    from wtal.settings import resolve_model_settings
+
+    train = resolve_model_settings(REPO / "pipeline" / "config" / "models" / f"{model}.yaml",
+                                   "thumos14")["train"]
+    if train.get("optimizer", "adam") != "sgd":
+        return None
+    return float(train["lr"]) * I3D_DIM / dim
+
 
 def write_config(out: Path, spec: Spec) -> Path:
     """``out/config.yaml``: the dataset for the workflow (bring-your-own features, models use
@@ -361,6 +384,9 @@ def write_config(out: Path, spec: Spec) -> Path:
     for model, widths in WIDTHS.items():
         args = {k: max(8, v // WIDTH_DIVISOR) for k, v in widths.items()}
         models[model] = {"datasets": {DATASET: {"args": args}}}
+        lr = sgd_lr(model, spec.dim)
+        if lr is not None:
+            models[model]["datasets"][DATASET]["train"] = {"lr": lr}
     cfg = {
         "models": models,
         "datasets": {DATASET: {
@@ -383,7 +409,10 @@ def write_config(out: Path, spec: Spec) -> Path:
 
 def run(out: Path, seeds: Sequence[int], models: Sequence[str], cores: int,
         targets: Sequence[str] = ("map.json",)) -> None:
-    """The workflow on the benchmark, once per training seed, in ``out/seed<k>/``."""
+    """The workflow on the benchmark, once per training seed, in ``out/seed<k>/``, each model
+    with the settings :func:`choose` chose for it on the training videos, if any."""
+    from wtal.settings import merge_settings
+
     shared = out / "work"  # index, ground truth and imported features: the same for every seed
     shared.mkdir(exist_ok=True)
     for seed in seeds:
@@ -391,12 +420,8 @@ def run(out: Path, seeds: Sequence[int], models: Sequence[str], cores: int,
         workdir.mkdir(exist_ok=True)
         if not (workdir / "work").exists():
             (workdir / "work").symlink_to(shared.resolve(), target_is_directory=True)
-        overrides = {"models": {m: {"datasets": {DATASET: {"train": {"seed": seed}}}}
-                                for m in models}}
-        level = out / "assg_level.json"
-        if "assg" in models and level.exists():  # chosen on the training videos only
-            best = json.loads(level.read_text())["best"]
-            overrides["models"]["assg"]["datasets"][DATASET]["infer"] = {"cas_thresholds": [best]}
+        overrides = {"models": {m: {"datasets": {DATASET: merge_settings(
+            chosen_override(out, m), {"train": {"seed": seed}})}} for m in models}}
         (workdir / "seed.yaml").write_text(json.dumps(overrides))
         wanted = [f"results/{DATASET}/{m}/{t}" for m in models for t in targets]
         cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
@@ -407,29 +432,52 @@ def run(out: Path, seeds: Sequence[int], models: Sequence[str], cores: int,
         subprocess.run(cmd, check=True, env=env, cwd=workdir)
 
 
-def choose_assg_level(out: Path, *, folds: int = 2, seed: int = 0) -> dict[str, Any]:
-    """ASSG's proposal level (the paper prints none) chosen on the benchmark's TRAINING videos
-    alone, by ``folds``-fold cross-validation (:func:`wtal.models.assg.choose_proposal_level`);
-    written to ``out/assg_level.json``, which :func:`run` then applies to ASSG. Needs the
-    workflow's index and imported features (``out/work``, made by a first :func:`run`)."""
+#: Settings the papers leave open, chosen on the benchmark's training videos by
+#: cross-validation (:func:`choose`): ASSG's proposal level (the levels of
+#: :func:`wtal.models.assg.choose_proposal_level`) and TSRNet's β, the weight of its sparsity
+#: term (Eq. 5; the demo chose 3 on its training videos, the THUMOS14 default 0.1 is not chosen
+#: on any data).
+CHOICES: dict[str, dict[str, dict[str, Any]]] = {
+    "assg": {f"level {lv:g}": {"infer": {"cas_thresholds": [lv]}}
+             for lv in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)},
+    "tsrnet": {f"beta {b:g}": {"args": {"beta": b}} for b in (0.1, 1.0, 3.0, 10.0)},
+}
+
+
+def chosen_override(out: Path, model: str) -> dict[str, Any]:
+    """The settings :func:`choose` chose for ``model`` (``out/chosen/<model>.json``), or {}."""
+    path = out / "chosen" / f"{model}.json"
+    return json.loads(path.read_text())["override"] if path.exists() else {}
+
+
+def choose(out: Path, model: str, *, folds: int = 2, seed: int = 0) -> dict[str, Any]:
+    """``model``'s :data:`CHOICES` candidate chosen on the benchmark's TRAINING videos alone
+    by ``folds``-fold cross-validation (:func:`wtal.crossval.cross_validate`, Ave-mAP
+    0.1:0.5 of the held-out folds), written to ``out/chosen/<model>.json`` (with the winning
+    ``override``), which :func:`run` then applies. Needs the workflow's index and imported
+    features (``out/work``, made by a first :func:`run`)."""
     import yaml
 
-    from wtal.models.assg import choose_proposal_level
+    from wtal.crossval import cross_validate
     from wtal.settings import resolve_model_settings
     from wtalio import read_json
 
+    if model not in CHOICES:
+        raise ValueError(f"nothing to choose for {model!r} (models: {sorted(CHOICES)})")
     work = out / "work" / DATASET
     index = read_json(work / "index.json")
     train = [work / "features" / "imported" / f"{v}.npy"
              for v, r in sorted(index["videos"].items()) if r["split"] == "train"]
-    user = yaml.safe_load((out / "config.yaml").read_text())["models"]["assg"]
-    settings = resolve_model_settings(REPO / "pipeline" / "config" / "models" / "assg.yaml",
+    user = yaml.safe_load((out / "config.yaml").read_text())["models"][model]
+    settings = resolve_model_settings(REPO / "pipeline" / "config" / "models" / f"{model}.yaml",
                                       DATASET, user, settings_of="thumos14")
-    chosen = choose_proposal_level(work / "index.json", train, work / "gt.json",
-                                   out / "assg_level", settings=settings, folds=folds,
-                                   seeds=(seed,))
-    (out / "assg_level.json").write_text(json.dumps(chosen, indent=1))
-    return chosen
+    result = cross_validate(work / "index.json", train, work / "gt.json",
+                            out / "choose" / model, model=model, settings=settings,
+                            candidates=CHOICES[model], folds=folds, seeds=(seed,))
+    result["override"] = CHOICES[model][result["best"]]
+    (out / "chosen").mkdir(exist_ok=True)
+    (out / "chosen" / f"{model}.json").write_text(json.dumps(result, indent=1))
+    return result
 
 
 def table(out: Path, models: Sequence[str] = MODELS) -> str:
@@ -498,9 +546,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     rn.add_argument("--cores", type=int, default=2)
     rn.add_argument("--ablation", action="store_true",
                     help="also each model's ablation table (results/.../ablation.md)")
-    ch = sub.add_parser("choose-assg-level",
-                        help="ASSG's proposal level by cross-validation on the training videos")
+    ch = sub.add_parser("choose", help="a setting the paper leaves open (CHOICES), by "
+                        "cross-validation on the training videos")
     ch.add_argument("out")
+    ch.add_argument("model", choices=sorted(CHOICES))
     ch.add_argument("--folds", type=int, default=2)
     tb = sub.add_parser("table", help="results.md: mean ± sd over the seeds")
     tb.add_argument("out")
@@ -513,8 +562,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         targets = ("map.json", "ablation.md") if args.ablation else ("map.json",)
         run(out, args.seeds, args.models, args.cores, targets)
         print(table(out, args.models))
-    elif args.cmd == "choose-assg-level":
-        chosen = choose_assg_level(out, folds=args.folds)
+    elif args.cmd == "choose":
+        chosen = choose(out, args.model, folds=args.folds)
         print(json.dumps({"best": chosen["best"], "mean": chosen["mean"]}, indent=1))
     else:
         print(table(out))

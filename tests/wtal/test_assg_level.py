@@ -39,14 +39,14 @@ def test_default_level_is_the_papers_reading_not_the_demos() -> None:
 
 
 def planted_dataset(root: Path, n_train: int = 6, n_test: int = 2) -> tuple[list[Path], list[Path]]:
-    """Feature files (one action of class i % 2 planted at a known run), index and gt.json."""
+    """Feature files (one action of class (i // 2) % 2 planted at a known run), index, gt.json."""
     rng = np.random.default_rng(0)
     dirs = np.random.default_rng(9).normal(size=(2, 8)) * 3
     videos, database, paths = {}, {}, {"train": [], "test": []}
     for split, subset, n in (("train", "validation", n_train), ("test", "test", n_test)):
         for i in range(n):
             name = f"{subset}_{i:03d}"
-            t, c, s = 20, i % 2, int(rng.integers(3, 9))
+            t, c, s = 20, (i // 2) % 2, int(rng.integers(3, 9))  # both classes in every fold
             x = rng.normal(size=(t, 8)).astype(np.float32)
             x[s : s + 6] += dirs[c]
             grid = SnippetGrid(fps=25.0, n_frames=t * 16)
@@ -83,9 +83,56 @@ def test_level_is_chosen_on_held_out_training_videos_only(tmp_path: Path) -> Non
     for fold in (0, 1):  # each fold is scored on its held-out training videos' annotations
         held = set(read_json(tmp_path / "cv" / f"fold{fold}" / "gt.json")["database"])
         assert held <= train_names
-        log = read_json(tmp_path / "cv" / f"fold{fold}" / "seed0" / "train.json")
+        # every level is an inference setting: one training per fold
+        assert [d.name for d in (tmp_path / "cv" / f"fold{fold}" / "seed0").glob("train*")] \
+            == ["train0"]
+        log = read_json(tmp_path / "cv" / f"fold{fold}" / "seed0" / "train0" / "train.json")
         assert not held & set(log["videos"])  # trained without them
         assert set(log["videos"]) | held == train_names
     with pytest.raises(ValueError, match=r"test_000.*not 'train'"):  # never the test subset
         choose_proposal_level(tmp_path / "index.json", [*train_paths, test_paths[0]],
                               tmp_path / "gt.json", tmp_path / "cv2", settings=TINY)
+
+
+CAS_TINY = {"args": {"hidden": 8, "dropout": 0.0},
+            "train": {"epochs": 30, "batch_size": 4, "lr": 1e-2, "weight_decay": 0.0},
+            "infer": {"nms": "hard", "nms_iou": 0.5, "video_score_weight": 0.0,
+                      "cas_thresholds": [0.5]}}
+
+
+def test_cross_validation_trains_once_per_distinct_training_and_scores_held_out_folds(
+        tmp_path: Path) -> None:
+    """Any model, any setting: candidates that differ only in inference share one training per
+    fold; a candidate that changes training gets its own; the scores are each fold's held-out
+    training videos, and an untrained model (0 epochs... here: lr 0) cannot win."""
+    from wtal.crossval import cross_validate
+
+    train_paths, test_paths = planted_dataset(tmp_path, n_train=8)
+    candidates = {
+        "level 0.5": {},
+        "level 0.3": {"infer": {"cas_thresholds": [0.3]}},
+        "frozen": {"train": {"lr": 0.0}},
+    }
+    out = cross_validate(tmp_path / "index.json", train_paths, tmp_path / "gt.json",
+                         tmp_path / "cv", model="cas_baseline", settings=CAS_TINY,
+                         candidates=candidates, folds=2, seeds=(0, 1))
+    assert out["trainings"] == 2 * 2 * 2  # folds × seeds × distinct (args, train)
+    for fold in (0, 1):
+        for seed in (0, 1):
+            run = tmp_path / "cv" / f"fold{fold}" / f"seed{seed}"
+            assert sorted(d.name for d in run.glob("train*")) == ["train0", "train1"]
+            assert read_json(run / "train1" / "train.json")["settings"]["lr"] == 0.0
+    assert [(r["fold"], r["seed"]) for r in out["runs"]] == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    for name in candidates:
+        assert out["mean"][name] == pytest.approx(
+            float(np.mean([r["mAP"][name] for r in out["runs"]])))
+    assert out["best"] == max(candidates, key=lambda n: out["mean"][n])
+    assert out["mean"]["level 0.5"] > out["mean"]["frozen"]  # training is what it measures
+    with pytest.raises(ValueError, match="unknown sections"):
+        cross_validate(tmp_path / "index.json", train_paths, tmp_path / "gt.json",
+                       tmp_path / "cv2", model="cas_baseline", settings=CAS_TINY,
+                       candidates={"bad": {"model": {}}})
+    with pytest.raises(ValueError, match=r"test_000.*not 'train'"):
+        cross_validate(tmp_path / "index.json", [*train_paths, test_paths[0]],
+                       tmp_path / "gt.json", tmp_path / "cv3", model="cas_baseline",
+                       settings=CAS_TINY, candidates={"a": {}})

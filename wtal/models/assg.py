@@ -91,12 +91,10 @@ Ablation switches: ``pooling`` ``sap`` / ``gap`` / ``gmp`` (table 1) and ``modul
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
@@ -628,61 +626,24 @@ def choose_proposal_level(
     held-out fold at every level of ``levels``; the held-out detections are scored against
     the training videos' own annotations in ``gt_path`` (ActivityNet protocol, mean mAP over
     ``tious``: the paper's Ave-mAP 0.1:0.5 of its ablations). The level of highest mean
-    wins (ties: the lower level).
+    wins (ties: the lower level): :func:`wtal.crossval.cross_validate`, with one candidate
+    per level sharing one training per fold and seed.
 
     Returns:
         ``{"best": level, "mean": {level: mAP}, "runs": [{"fold", "seed", "mAP": {level:
         mAP}}], "folds", "seeds", "tious", "videos"}``; ``workdir`` keeps every run's files.
     """
-    from wtal.evaluate import evaluate
-    from wtal.infer import infer
-    from wtal.settings import infer_settings, train_settings
-    from wtal.train import load_split, train
-    from wtalio import read_json, write_json
+    from wtal.crossval import cross_validate
 
-    if folds < 2:
-        raise ValueError(f"folds must be at least 2, got {folds}")
     if not levels:
         raise ValueError("no proposal levels to choose from")
-    index = read_json(index_path)
-    paths = sorted((Path(p) for p in feature_paths), key=lambda p: p.stem)
-    load_split(paths, index, split="train")  # every video a training video, or ValueError
-    if len(paths) < folds:
-        raise ValueError(f"{len(paths)} training videos cannot make {folds} folds")
-    gt = read_json(gt_path)
-    database = gt.get("database", {})
-    missing = [p.stem for p in paths if p.stem not in database]
-    if missing:
-        raise ValueError(f"{gt_path}: no annotations for the training videos {missing[:5]}")
-    base_infer, options = infer_settings(settings.get("infer") or {})
-    args = dict(settings.get("args") or {})
-    work = Path(workdir)
-    runs: list[dict[str, Any]] = []
-    for fold in range(folds):
-        held = [p for i, p in enumerate(paths) if i % folds == fold]
-        rest = [p for i, p in enumerate(paths) if i % folds != fold]
-        fold_gt = {  # the held-out training videos alone; the classes are the index's
-            "taxonomy": [{"nodeId": i, "nodeName": c, "parentId": None, "parentName": None}
-                         for i, c in enumerate(index["classes"])],
-            "database": {p.stem: {**database[p.stem], "subset": "held-out"} for p in held}}
-        write_json(work / f"fold{fold}" / "gt.json", fold_gt)
-        for seed in seeds:
-            run = work / f"fold{fold}" / f"seed{seed}"
-            ts = train_settings({**(settings.get("train") or {}), "seed": int(seed)})
-            train(index_path, rest, run / "model.pt", run / "train.json", model="assg",
-                  model_args=args, settings=ts, device=device)
-            scores: dict[float, float] = {}
-            for level in levels:
-                det = run / f"detections_{level:g}.json"
-                infer(run / "model.pt", held, det, run / "cas",
-                      settings=dataclasses.replace(base_infer, cas_thresholds=(float(level),)),
-                      model_options=options, device=device)
-                result = evaluate(work / f"fold{fold}" / "gt.json", det, subset="held-out",
-                                  tious=list(tious))
-                scores[float(level)] = float(np.mean(result["mAP"]))
-            runs.append({"fold": fold, "seed": int(seed), "mAP": scores})
-            logger.info("assg proposal level, fold %d seed %d: %s", fold, seed, scores)
-    mean = {float(lv): float(np.mean([r["mAP"][float(lv)] for r in runs])) for lv in levels}
-    best = min(mean, key=lambda lv: (-mean[lv], lv))
-    return {"best": best, "mean": mean, "runs": runs, "folds": folds, "seeds": list(seeds),
-            "tious": list(tious), "videos": [p.stem for p in paths]}
+    names = {f"{level:g}": level for level in sorted(float(lv) for lv in levels)}
+    out = cross_validate(index_path, feature_paths, gt_path, workdir, model="assg",
+                         settings=settings, folds=folds, seeds=seeds, tious=tious, device=device,
+                         candidates={n: {"infer": {"cas_thresholds": [lv]}}
+                                     for n, lv in names.items()})
+    return {"best": names[out["best"]],
+            "mean": {names[n]: v for n, v in out["mean"].items()},
+            "runs": [{**r, "mAP": {names[n]: v for n, v in r["mAP"].items()}}
+                     for r in out["runs"]],
+            "folds": folds, "seeds": list(seeds), "tious": list(tious), "videos": out["videos"]}
