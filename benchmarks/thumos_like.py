@@ -563,6 +563,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         run(out, args.seeds, args.models, args.cores, targets)
         print(table(out, args.models))
     elif args.cmd == "choose":
+        import logging
+
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         chosen = choose(out, args.model, folds=args.folds)
         print(json.dumps({"best": chosen["best"], "mean": chosen["mean"]}, indent=1))
     else:

@@ -94,3 +94,39 @@ def test_the_workflow_config_indexes_as_thumos14_like(bench, made) -> None:
     assert sum(len(v) for v in gt.get("ambiguous", {}).values()) == n_amb
     widths = cfg["models"]["cas_baseline"]["datasets"][bench.DATASET]["args"]
     assert widths["hidden"] == 512 // bench.WIDTH_DIVISOR
+
+
+def test_sgd_models_get_the_learning_rate_of_their_feature_columns(bench, made) -> None:
+    """TSRNet (SGD) takes its THUMOS14 rate × 1024 / dim; the Adam models keep theirs."""
+    from wtal.settings import resolve_model_settings
+
+    out, spec, _ = made
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    models = SCRIPT.parents[1] / "pipeline" / "config" / "models"
+    paper_lr = resolve_model_settings(models / "tsrnet.yaml", "thumos14")["train"]["lr"]
+    tsr = cfg["models"]["tsrnet"]["datasets"][bench.DATASET]
+    assert tsr["train"]["lr"] == pytest.approx(paper_lr * 1024 / spec.dim)
+    resolved = resolve_model_settings(models / "tsrnet.yaml", bench.DATASET,
+                                      cfg["models"]["tsrnet"], settings_of="thumos14")
+    assert resolved["train"]["lr"] == pytest.approx(paper_lr * 1024 / spec.dim)
+    assert resolved["train"]["optimizer"] == "sgd"
+    for model in ("cas_baseline", "kt_mgfn", "assg", "cpmn", "ecm"):
+        assert "train" not in cfg["models"][model]["datasets"][bench.DATASET], model
+        assert bench.sgd_lr(model, spec.dim) is None
+
+
+def test_choices_are_settings_overrides_and_chosen_ones_are_applied(bench, tmp_path) -> None:
+    """Every candidate overrides args / train / infer only; ``chosen_override`` reads the
+    override ``choose`` wrote (what ``run`` merges under the seed), {} where none was chosen."""
+    from wtal.ablation import variant_settings
+
+    for model, candidates in bench.CHOICES.items():
+        assert len(candidates) >= 2, model
+        variant_settings({"args": {}, "train": {}, "infer": {}}, candidates)  # no ValueError
+    assert bench.chosen_override(tmp_path, "tsrnet") == {}
+    (tmp_path / "chosen").mkdir()
+    (tmp_path / "chosen" / "tsrnet.json").write_text(json.dumps(
+        {"best": "beta 3", "override": {"args": {"beta": 3.0}}}))
+    assert bench.chosen_override(tmp_path, "tsrnet") == {"args": {"beta": 3.0}}
+    with pytest.raises(ValueError, match="nothing to choose"):
+        bench.choose(tmp_path, "cas_baseline")
