@@ -216,6 +216,32 @@ def cmd_ablate(args: argparse.Namespace) -> None:
     print(ablation_table(report), end="")
 
 
+def cmd_cross_validate(args: argparse.Namespace) -> None:
+    import json
+
+    from wtal.crossval import cross_validate
+    from wtalio import write_json
+
+    text = args.candidates.strip()
+    source = "--candidates" if text.startswith("{") else args.candidates
+    try:
+        candidates = json.loads(text if text.startswith("{") else Path(text).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{source}: not a JSON object of candidates ({err})") from err
+    if not isinstance(candidates, dict):
+        raise ValueError(f"{source}: not a JSON object of candidates (name → override)")
+    result = cross_validate(
+        args.index, args.train, args.gt, args.workdir, model=args.model,
+        settings=_model_block(args.config, args.dataset), candidates=candidates,
+        folds=args.folds, seeds=args.seeds, tious=args.tiou, trimmed_paths=args.trimmed,
+        device=args.device)
+    result["override"] = candidates[result["best"]]
+    if args.out:
+        write_json(args.out, result)
+    for name, value in result["mean"].items():
+        print(f"{'*' if name == result['best'] else ' '} {name}: {100 * value:.1f}")
+
+
 def cmd_eval(args: argparse.Namespace) -> None:
     from wtal.evaluate import DEFAULT_TIOUS, evaluate
     from wtalio import write_json
@@ -439,6 +465,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_ablate)
+
+    p = sub.add_parser("cross-validate", help="choose a setting on the training videos",
+                       description="k-fold cross-validation on the TRAINING videos only: each "
+                       "candidate's settings trained on the other folds, scored on the held-out "
+                       "fold's own annotations (mean ActivityNet mAP over --tiou); prints every "
+                       "candidate's mean, the best marked *.")
+    p.add_argument("--index", required=True)
+    p.add_argument("--gt", required=True, help="gt.json of the dataset")
+    p.add_argument("--train", nargs="+", required=True, help="training videos' features")
+    p.add_argument("--trimmed", nargs="*", default=[], help="trimmed clips' features")
+    p.add_argument("--model", required=True, help="model name, e.g. assg")
+    p.add_argument("--config", required=True, help="a pipeline/config/models/*.yaml")
+    p.add_argument("--dataset", help="apply the config's block for this dataset")
+    p.add_argument("--candidates", required=True,
+                   help='JSON (or a .json file): name → {args, train, infer} override, e.g. '
+                   '\'{"0.2": {"infer": {"cas_thresholds": [0.2]}}, "0.5": {}}\'')
+    p.add_argument("--folds", type=int, default=2)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--tiou", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5])
+    p.add_argument("--workdir", required=True, help="folder for every run's files")
+    p.add_argument("--out", help="JSON of the result (with the winning override)")
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_cross_validate)
 
     p = sub.add_parser("eval", help="evaluate detections against ground truth",
                        description="Detection mAP with the exact semantics of the official "

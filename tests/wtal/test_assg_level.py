@@ -5,6 +5,7 @@ subset."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +137,28 @@ def test_cross_validation_trains_once_per_distinct_training_and_scores_held_out_
         cross_validate(tmp_path / "index.json", [*train_paths, test_paths[0]],
                        tmp_path / "gt.json", tmp_path / "cv3", model="cas_baseline",
                        settings=CAS_TINY, candidates={"a": {}})
+
+
+def test_cross_validate_command_writes_the_choice_and_names_bad_candidates(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``wtal cross-validate``: the library function by hand, the best candidate marked and
+    written with its override; a candidate list that is not a JSON object is named."""
+    from wtal.cli import main
+
+    train_paths, _ = planted_dataset(tmp_path, n_train=8)
+    config = tmp_path / "cas.yaml"
+    config.write_text(yaml.safe_dump(CAS_TINY))
+    common = ["cross-validate", "--index", str(tmp_path / "index.json"), "--gt",
+              str(tmp_path / "gt.json"), "--train", *map(str, train_paths), "--model",
+              "cas_baseline", "--config", str(config), "--device", "cpu"]
+    candidates = {"trained": {}, "frozen": {"train": {"lr": 0.0}}}
+    assert main([*common, "--candidates", json.dumps(candidates), "--workdir",
+                 str(tmp_path / "cv"), "--out", str(tmp_path / "chosen.json")]) == 0
+    chosen = read_json(tmp_path / "chosen.json")
+    assert chosen["best"] == "trained"
+    assert chosen["override"] == {}
+    printed = capsys.readouterr().out
+    assert "* trained:" in printed
+    assert "  frozen:" in printed
+    assert main([*common, "--candidates", "[1, 2]", "--workdir", str(tmp_path / "cv2")]) != 0
+    assert "not a JSON object of candidates" in capsys.readouterr().err
