@@ -235,7 +235,6 @@ def cmd_cross_validate(args: argparse.Namespace) -> None:
         settings=_model_block(args.config, args.dataset), candidates=candidates,
         folds=args.folds, seeds=args.seeds, tious=args.tiou, trimmed_paths=args.trimmed,
         device=args.device)
-    result["override"] = candidates[result["best"]]
     if args.out:
         write_json(args.out, result)
     for name, value in result["mean"].items():

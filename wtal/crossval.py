@@ -60,9 +60,9 @@ def cross_validate(
         device: ``cpu``, ``cuda`` or ``auto``.
 
     Returns:
-        ``{"best": name, "mean": {name: mAP}, "runs": [{"fold", "seed", "mAP": {name: mAP}}],
-        "candidates", "folds", "seeds", "tious", "videos", "trainings"}`` (``trainings``: how
-        many models were trained).
+        ``{"best": name, "override": candidates[best], "mean": {name: mAP}, "runs": [{"fold",
+        "seed", "mAP": {name: mAP}}], "candidates", "folds", "seeds", "tious", "videos",
+        "trainings"}`` (``trainings``: how many models were trained).
     """
     from wtal.evaluate import evaluate
     from wtal.infer import infer
@@ -119,6 +119,7 @@ def cross_validate(
     mean = {name: float(np.mean([r["mAP"][name] for r in runs])) for name in full}
     order = list(full)
     best = min(mean, key=lambda n: (-mean[n], order.index(n)))
-    return {"best": best, "mean": mean, "runs": runs, "candidates": dict(candidates),
+    return {"best": best, "override": dict(candidates[best] or {}), "mean": mean, "runs": runs,
+            "candidates": dict(candidates),
             "folds": folds, "seeds": [int(s) for s in seeds], "tious": list(tious),
             "videos": [p.stem for p in paths], "trainings": folds * len(seeds) * len(distinct)}

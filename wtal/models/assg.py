@@ -600,6 +600,9 @@ class ASSG(Localizer):
 
 # -- choosing the proposal level on the training videos ---------------------------------------
 
+#: The proposal levels :func:`choose_proposal_level` chooses from by default.
+PROPOSAL_LEVELS: tuple[float, ...] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5)
+
 
 def choose_proposal_level(
     index_path: str | os.PathLike[str],
@@ -608,7 +611,7 @@ def choose_proposal_level(
     workdir: str | os.PathLike[str],
     *,
     settings: Mapping[str, Any],
-    levels: Sequence[float] = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5),
+    levels: Sequence[float] = PROPOSAL_LEVELS,
     folds: int = 2,
     seeds: Sequence[int] = (0,),
     tious: Sequence[float] = (0.1, 0.2, 0.3, 0.4, 0.5),
