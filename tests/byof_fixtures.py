@@ -61,6 +61,32 @@ def write_per_video(root: Path, videos: dict[str, dict[str, Any]], *, prefix: st
     return {"features_dir": str(feats), "annotations": str(ann_path)}
 
 
+def write_trimmed(root: Path, *, folders: dict[str, str] | None = None, per_class: int = 3,
+                  seed: int = 0) -> dict[str, Any]:
+    """Trimmed clips' features in the UCF101 layout, ``<root>/<Folder>/v_<Folder>_gGG_cCC.npy``:
+    every row of a clip of class ``k`` carries the class's offset (a trimmed clip is all
+    action). ``folders``: dataset class → UCF101 folder (default: the same names). Returns the
+    ``trimmed`` block and ``{clip: (class, features)}`` under ``"clips"``."""
+    rng = np.random.default_rng(seed)
+    folders = folders or {c: c for c in CLASSES}
+    clips: dict[str, tuple[str, np.ndarray]] = {}
+    for cls, folder in folders.items():
+        (root / folder).mkdir(parents=True)
+        k = CLASSES.index(cls)
+        for i in range(per_class):
+            rows = int(rng.integers(3, 15))
+            x = rng.normal(0.0, 1.0, size=(rows, 2 * HALF)).astype(np.float32)
+            for half in (0, HALF):
+                x[:, half + 4 * k: half + 4 * k + 4] += 4.0
+            name = f"v_{folder}_g{i // 2 + 1:02d}_c{i % 2 + 1:02d}"
+            np.save(root / folder / f"{name}.npy", x)
+            clips[name] = (cls, x)
+    block: dict[str, Any] = {"root": str(root)}
+    if any(c != f for c, f in folders.items()):
+        block["classes"] = dict(folders)
+    return {"trimmed": block, "clips": clips}
+
+
 def write_basnet(root: Path, videos: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """BaSNet/CoLA: ``features/{train,test}/{rgb,flow}/<vid>.npy``; gt.json with string
     segments, subsets "train"/"test", no duration."""

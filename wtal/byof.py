@@ -10,6 +10,8 @@ A dataset config with ``format: features`` (implied by a ``features_dir`` key) n
     test_subset: test
     streams: {rgb: [0, 1024], flow: [1024, 2048]}   # optional column ranges per stream
     layout: per_video                  # per_video | basnet | wtalc
+    trimmed: {root: /path/ucf101_features}  # optional: UCF101 clips' features, for the models
+                                       # that transfer knowledge from them (KT-MGFN, TSRNet)
 
 Layouts:
 
@@ -22,6 +24,12 @@ Layouts:
   ``videoname.npy``, ``subset.npy``, ``classlist.npy``, ``duration.npy``, ``segments.npy``,
   ``labels.npy``). The joint file is unpacked once (:func:`unpack_joint`) and read per video.
 
+Trimmed clips (optional, ``trimmed``): ``<root>/<UcfClass>/v_<UcfClass>_g<GG>_c<CC>.npy``, the
+UCF101 folder layout with one (T, D) feature file per clip in place of its video, extracted as the
+untrimmed videos' features were (same columns, same ``snippet_seconds``); ``trimmed.classes`` maps
+the dataset's classes to UCF101 folders as for videos (:mod:`wtal.ucf101`). They are indexed under
+split ``trimmed`` (:func:`index_trimmed_features`) and imported like the other videos.
+
 The import stage (:func:`import_features`) writes every video's features as
 ``<video>.npy`` (float32) with the same kind of sidecar as the extractors write, so that training,
 inference and evaluation do not know where the features came from. Row ``i`` covers
@@ -33,7 +41,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -263,9 +271,59 @@ def build_features_index(cfg: Mapping[str, Any]) -> tuple[dict[str, Any], dict[s
                 {"row": entry["row"]} if "row" in entry else {})},
         }
         builder.add(name, record, entry["annotations"], ambiguous.get(key))
+    trimmed = cfg.get("trimmed")
+    if trimmed:
+        for name, record in index_trimmed_features(
+                Path(trimmed["root"]), classes=classes, mapping=trimmed.get("classes"),
+                class_index=trimmed.get("class_index"), snippet_seconds=snippet_seconds).items():
+            builder.add(name, record, None)
     return builder.finish(f"{cfg['name']} (features, {layout} layout, {ann.name})",
                           snippet_seconds=cfg["snippet_seconds"], duration_check=check,
                           streams=cfg.get("streams"))
+
+
+def index_trimmed_features(
+    root: Path,
+    *,
+    classes: Sequence[str],
+    snippet_seconds: float,
+    mapping: Mapping[str, str] | None = None,
+    class_index: str | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Index records of trimmed clips given as features (module docstring), split ``trimmed``.
+
+    Args:
+        root: the folder of UCF101 class folders of ``.npy`` feature files.
+        classes: the dataset's classes; those in the mapping take their UCF101 folder's clips.
+        snippet_seconds: time covered by one feature row (a clip's duration is rows × it).
+        mapping: dataset class → UCF101 folder; None = :func:`wtal.ucf101.default_mapping`.
+        class_index: optional ``classInd.txt`` to check the mapped classes against.
+
+    Raises:
+        FileNotFoundError: ``root`` or a mapped class folder does not exist.
+        ValueError: a folder without ``.npy`` files, a file not named as a UCF101 clip, or a
+            file that is not a (T, D) array (each naming the file).
+    """
+    from wtal.ucf101 import clips_by_class
+
+    if not Path(root).is_dir():
+        raise FileNotFoundError(f"{root}: trimmed.root (the trimmed clips' features) does "
+                                f"not exist")
+    records: dict[str, dict[str, Any]] = {}
+    for cls, (ucf, files) in clips_by_class(Path(root), classes=classes, mapping=mapping,
+                                            class_index=class_index, extensions=(".npy",),
+                                            kind="feature").items():
+        for path in files:
+            records[path.stem] = {
+                "path": None,
+                "subset": "ucf101",
+                "split": "trimmed",
+                "duration": _rows(path) * snippet_seconds,
+                "labels": [cls],
+                "ucf101_class": ucf,
+                "features": {"layout": "per_video", "files": [str(path)]},
+            }
+    return records
 
 
 def unpack_joint(joint_file: str | os.PathLike[str], annotations: str | os.PathLike[str],

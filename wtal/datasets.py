@@ -716,6 +716,15 @@ def input_listing(cfg: Mapping[str, Any]) -> str:
             if folder is not None and folder.is_dir():
                 add(folder, [p.name for p in folder.iterdir()
                              if p.suffix.lower() in VIDEO_EXTENSIONS])
+    trimmed = cfg.get("trimmed")
+    if trimmed:  # the UCF101 clips (videos, or their features for format features)
+        folder = Path(trimmed["root"]) if fmt == "features" else folder_of(trimmed["root"])
+        suffixes = (".npy",) if fmt == "features" else VIDEO_EXTENSIONS
+        if folder is not None and folder.is_dir():
+            add(folder, [str(p.relative_to(folder)) for p in folder.rglob("*")
+                         if p.suffix.lower() in suffixes])
+        elif folder is not None:
+            entries.append(f"{folder}: no folder")
     digest = hashlib.sha256("\n".join(entries).encode("utf-8")).hexdigest()
     return f"sha256:{digest[:16]} ({len(entries)} entries)"
 

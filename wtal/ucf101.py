@@ -92,21 +92,47 @@ def default_mapping(classes: Sequence[str]) -> dict[str, str]:
     return {c: c for c in classes}  # same names (e.g. the demo)
 
 
-def clip_files(folder: Path) -> list[Path]:
-    """Video files of one UCF101 class folder, checked against the ``v_<Class>_gGG_cCC`` form.
+def clip_files(folder: Path, *, extensions: Sequence[str] = VIDEO_EXTENSIONS,
+               kind: str = "video") -> list[Path]:
+    """Clip files of one UCF101 class folder, checked against the ``v_<Class>_gGG_cCC`` form.
 
-    The class part of the file name is not compared with the folder name: the official archive
-    has ``HandstandPushups/v_HandStandPushups_g01_c01.avi``.
+    ``extensions``: the videos' (default) or, for clips given as features, ``(".npy",)``;
+    ``kind`` names them in errors. The class part of the file name is not compared with the
+    folder name: the official archive has ``HandstandPushups/v_HandStandPushups_g01_c01.avi``.
     """
     if not folder.is_dir():
         raise FileNotFoundError(f"{folder}: UCF101 class folder does not exist")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXTENSIONS)
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in extensions)
     for path in files:
         if not CLIP_NAME.match(path.stem):
             raise ValueError(f"{path}: not a UCF101 clip name (v_<Class>_g<GG>_c<CC>)")
     if not files:
-        raise ValueError(f"{folder}: no video files")
+        raise ValueError(f"{folder}: no {kind} files ({', '.join(extensions)})")
     return files
+
+
+def clips_by_class(
+    root: Path,
+    *,
+    classes: Sequence[str],
+    mapping: Mapping[str, str] | None = None,
+    class_index: str | None = None,
+    extensions: Sequence[str] = VIDEO_EXTENSIONS,
+    kind: str = "video",
+) -> dict[str, tuple[str, list[Path]]]:
+    """Dataset class → (its UCF101 class, the clip files of that class folder), for the
+    ``classes`` present in the mapping, in class order (see :func:`index_trimmed`)."""
+    mapping = dict(mapping) if mapping else default_mapping(classes)
+    unknown = sorted(set(mapping) - set(classes))
+    if unknown:
+        raise ValueError(f"trimmed.classes maps unknown dataset classes {unknown}")
+    if class_index is not None:
+        ids = read_class_index(class_index)
+        absent = sorted(u for u in mapping.values() if u not in ids)
+        if absent:
+            raise ValueError(f"{class_index}: UCF101 classes {absent} are not in the class index")
+    return {cls: (mapping[cls], clip_files(root / mapping[cls], extensions=extensions, kind=kind))
+            for cls in classes if cls in mapping}
 
 
 def index_trimmed(
@@ -124,26 +150,16 @@ def index_trimmed(
         mapping: dataset class → UCF101 class; None = :func:`default_mapping`.
         class_index: optional path of ``classInd.txt``; every mapped class must be in it.
     """
-    mapping = dict(mapping) if mapping else default_mapping(classes)
-    unknown = sorted(set(mapping) - set(classes))
-    if unknown:
-        raise ValueError(f"trimmed.classes maps unknown dataset classes {unknown}")
-    if class_index is not None:
-        ids = read_class_index(class_index)
-        absent = sorted(u for u in mapping.values() if u not in ids)
-        if absent:
-            raise ValueError(f"{class_index}: UCF101 classes {absent} are not in the class index")
     records: dict[str, dict[str, Any]] = {}
-    for cls in classes:
-        if cls not in mapping:
-            continue
-        for path in clip_files(root / mapping[cls]):
+    for cls, (ucf, files) in clips_by_class(root, classes=classes, mapping=mapping,
+                                            class_index=class_index).items():
+        for path in files:
             records[path.stem] = {
                 "path": str(path),
                 "subset": "ucf101",
                 "split": "trimmed",
                 "duration": probe_duration(path),
                 "labels": [cls],
-                "ucf101_class": mapping[cls],
+                "ucf101_class": ucf,
             }
     return records

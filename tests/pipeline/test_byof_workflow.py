@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 import yaml
-from byof_fixtures import HALF, SNIPPET_SECONDS, make_videos, write_per_video, write_wtalc
+from byof_fixtures import (
+    HALF,
+    SNIPPET_SECONDS,
+    make_videos,
+    write_per_video,
+    write_trimmed,
+    write_wtalc,
+)
 
 from wtalio import read_json
 
@@ -85,3 +92,29 @@ def test_config_error_before_any_job(tmp_path: Path) -> None:
     assert proc.returncode != 0
     assert "snippet_seconds" in proc.stdout + proc.stderr
     assert not (tmp_path / "w" / "work").exists()
+
+
+def test_trimmed_clip_features_reach_a_knowledge_transfer_model(tmp_path: Path) -> None:
+    """Bring-your-own features with UCF101 clips' features (``trimmed.root``): the workflow
+    imports the clips and TSRNet trains its trimmed network on them; map.json says so."""
+    videos = make_videos(seed=1, n_train=8, n_test=4)
+    data = tmp_path / "data"
+    dataset = write_per_video(data, videos)
+    trimmed = write_trimmed(data / "ucf", per_class=3)
+    configfile = user_config(tmp_path, {**dataset, **{"trimmed": trimmed["trimmed"]}})
+    cfg = yaml.safe_load(configfile.read_text())
+    cfg["models"] = {"tsrnet": {"datasets": {"byo": {
+        "args": {"attention_hidden": 16, "fc_hidden": 32, "hops": 2},
+        "train": {"epochs": 4, "batch_size": 4, "lr": 0.01, "lr_milestones": []}}}}}
+    configfile.write_text(yaml.safe_dump(cfg))
+    work = tmp_path / "work"
+    proc = run(work, configfile, "results/byo/tsrnet/map.json")
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    imported = work / "work" / "byo" / "features" / "imported"
+    for clip, (_, x) in trimmed["clips"].items():
+        assert read_json(imported / f"{clip}.json")["shape"] == list(x.shape)
+    result = read_json(work / "results" / "byo" / "tsrnet" / "map.json")
+    assert result["knowledge_transfer"] == f"on: {len(trimmed['clips'])} trimmed clips", result
+    pretrain = read_json(work / "results" / "byo" / "tsrnet" / "train.json")["pretrain"]
+    assert (pretrain["kt"], pretrain["trimmed_clips"], pretrain["kt_classes"]) == ("on", 6, 2)
+    assert pretrain["trimmed_loss"][-1] < pretrain["trimmed_loss"][0]  # the clips taught it

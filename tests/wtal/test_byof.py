@@ -14,13 +14,14 @@ from byof_fixtures import (
     make_videos,
     write_basnet,
     write_per_video,
+    write_trimmed,
     write_wtalc,
 )
 
 from extractors.features import load_features
 from extractors.grid import SnippetGrid
 from wtal.byof import build_features_index, import_features, unpack_joint
-from wtal.datasets import index_from_config
+from wtal.datasets import index_from_config, input_listing
 from wtalio import read_json
 
 
@@ -228,3 +229,61 @@ def test_by_hand_with_the_cli(tmp_path: Path, videos: dict,
     x, sidecar = load_features(tmp_path / "imported" / "video_test_0000000.npy")
     np.testing.assert_array_equal(x, videos["video_test_0000000"]["features"])
     assert sidecar["streams"] == {"rgb": [0, HALF], "flow": [HALF, 32]}
+
+
+def test_trimmed_clips_given_as_features_are_indexed_and_imported(tmp_path: Path,
+                                                                  videos: dict) -> None:
+    """UCF101 clips' features (KT-MGFN, TSRNet) in the UCF101 folder layout: split trimmed,
+    the dataset's class as label, duration = rows × snippet_seconds, not in gt.json."""
+    trimmed = write_trimmed(tmp_path / "ucf", folders={"Jump": "LongJump", "Throw": "Throw"})
+    cfg = config(write_per_video(tmp_path, videos), trimmed=trimmed["trimmed"])
+    index, gt = build_features_index(cfg)
+    clips = {v: r for v, r in index["videos"].items() if r["split"] == "trimmed"}
+    assert sorted(clips) == sorted(trimmed["clips"])
+    for name, (cls, x) in trimmed["clips"].items():
+        assert clips[name]["labels"] == [cls]
+        assert clips[name]["duration"] == pytest.approx(x.shape[0] * SNIPPET_SECONDS)
+        assert clips[name]["ucf101_class"] == ("LongJump" if cls == "Jump" else "Throw")
+        assert name not in gt["database"]
+    assert len(index["videos"]) == len(videos) + len(clips)
+    name = "v_LongJump_g01_c02"
+    sidecar = import_features(name, clips[name], tmp_path / "imp" / f"{name}.npy",
+                              snippet_seconds=SNIPPET_SECONDS,
+                              streams={"rgb": [0, HALF], "flow": [HALF, 2 * HALF]})
+    x, _ = load_features(tmp_path / "imp" / f"{name}.npy")
+    np.testing.assert_array_equal(x, trimmed["clips"][name][1])
+    assert sidecar["grid"] == SnippetGrid(fps=1 / SNIPPET_SECONDS, n_frames=x.shape[0],
+                                          length=1, stride=1).to_dict()
+
+
+def test_trimmed_clip_features_bad_input_names_the_file(tmp_path: Path, videos: dict) -> None:
+    data = write_per_video(tmp_path, videos)
+    trimmed = write_trimmed(tmp_path / "ucf")["trimmed"]
+    with pytest.raises(FileNotFoundError, match=r"trimmed\.root"):
+        build_features_index(config(data, trimmed={"root": str(tmp_path / "nope")}))
+    with pytest.raises(FileNotFoundError, match="Jumping: UCF101 class folder does not exist"):
+        build_features_index(config(data, trimmed={**trimmed, "classes": {"Jump": "Jumping"}}))
+    bad = tmp_path / "ucf" / "Throw" / "Throw_clip.npy"
+    np.save(bad, np.zeros((4, 32), np.float32))
+    with pytest.raises(ValueError, match=r"Throw_clip\.npy: not a UCF101 clip name"):
+        build_features_index(config(data, trimmed=trimmed))
+    bad.unlink()
+    flat = tmp_path / "ucf" / "Throw" / "v_Throw_g09_c01.npy"
+    np.save(flat, np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match=r"v_Throw_g09_c01.npy: expected a \(T, D\) array"):
+        build_features_index(config(data, trimmed=trimmed))
+    flat.unlink()
+    for clip in (tmp_path / "ucf" / "Jump").iterdir():
+        clip.unlink()
+    with pytest.raises(ValueError, match=r"Jump: no feature files \(.npy\)"):
+        build_features_index(config(data, trimmed=trimmed))
+
+
+def test_a_new_trimmed_clip_changes_the_input_listing(tmp_path: Path, videos: dict) -> None:
+    """The index rule's ``input_files`` param: a clip added later reruns the index."""
+    trimmed = write_trimmed(tmp_path / "ucf")["trimmed"]
+    cfg = config(write_per_video(tmp_path, videos), trimmed=trimmed)
+    before = input_listing(cfg)
+    assert before != input_listing({k: v for k, v in cfg.items() if k != "trimmed"})
+    np.save(tmp_path / "ucf" / "Jump" / "v_Jump_g07_c01.npy", np.zeros((3, 32), np.float32))
+    assert input_listing(cfg) != before
