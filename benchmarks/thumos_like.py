@@ -47,6 +47,7 @@ labels, background modelling) are what should recover whole instances.
 Usage::
 
     python benchmarks/thumos_like.py make OUT                # data + OUT/config.yaml
+    python benchmarks/thumos_like.py make OUT --trimmed-groups 25  # + UCF101-like clips (KT)
     python benchmarks/thumos_like.py run OUT --seeds 0 1 2   # the workflow for every model
     python benchmarks/thumos_like.py choose OUT assg         # ASSG's level, training videos only
     python benchmarks/thumos_like.py choose OUT tsrnet       # TSRNet's β, training videos only
@@ -126,6 +127,15 @@ class Spec:
     core_fraction: float = 0.3         # the core's share of an instance
     motion: float = 0.8                # amplitude of the class-agnostic motion (flow)
     camera_motion: float = 0.08        # fraction of background snippets with motion bursts
+    # UCF101-like trimmed clips of the 20 classes, for knowledge transfer (KT-MGFN, TSRNet):
+    # UCF101 has 25 groups per class of 4-7 clips each, 7.21 s long on average (1.06 s to
+    # 71.04 s; Soomro et al. 2012). 0 groups: no clips (the benchmark's first results).
+    trimmed_groups: int = 0
+    trimmed_clips_per_group: tuple[int, int] = (4, 7)
+    trimmed_median_s: float = 6.0      # log-normal, σ 0.6: mean ≈ 7.2 s
+    trimmed_sigma: float = 0.6
+    trimmed_range_s: tuple[float, float] = (1.06, 71.04)
+    trimmed_domain: float = 0.5        # amplitude of the clips' shared offset (another dataset)
     seed: int = 0
 
 
@@ -278,6 +288,36 @@ def render(video: Video, spec: Spec, dirs: dict[str, dict[str, np.ndarray]],
     return x.astype(np.float32)
 
 
+def make_trimmed(out: Path, spec: Spec, dirs: dict[str, dict[str, np.ndarray]]) -> int:
+    """UCF101-like trimmed clips, ``out/trimmed/<Class>/v_<Class>_gGG_cCC.npy`` (the UCF101
+    folder layout of :mod:`wtal.byof`'s ``trimmed.root``; THUMOS14's classes are UCF101's):
+    ``spec.trimmed_groups`` groups of 4-7 clips per class. A clip is all action, rendered as an
+    instance of the untrimmed videos is (its class's scene context, the whole direction and
+    motion throughout, the core in one contiguous 30 %), plus an offset shared by all clips
+    (amplitude ``trimmed_domain``, per stream): they come from another dataset. Drawn from
+    their own random stream, so the untrimmed videos do not depend on them. Returns the count."""
+    rng = np.random.default_rng([spec.seed, 101])
+    domain = np.concatenate([_unit(rng, spec.dim), _unit(rng, spec.dim)]) * spec.trimmed_domain
+    lo, hi = spec.trimmed_range_s
+    n = 0
+    for cls in CLASSES:
+        folder = out / "trimmed" / cls
+        folder.mkdir(parents=True, exist_ok=True)
+        for g in range(1, spec.trimmed_groups + 1):
+            for c in range(1, int(rng.integers(spec.trimmed_clips_per_group[0],
+                                               spec.trimmed_clips_per_group[1] + 1)) + 1):
+                duration = float(np.clip(spec.trimmed_median_s * math.exp(
+                    spec.trimmed_sigma * rng.normal()), lo, hi))
+                duration = round(duration, 2)
+                clip = Video(name=f"v_{cls}_g{g:02d}_c{c:02d}", subset="ucf101",
+                             duration=duration, scene=cls,
+                             annotations=[{"label": cls, "segment": [0.0, duration]}])
+                x = render(clip, spec, dirs, rng) + domain[None, :].astype(np.float32)
+                np.save(folder / f"{clip.name}.npy", x)
+                n += 1
+    return n
+
+
 def make(out: str | os.PathLike[str], spec: Spec) -> dict[str, Any]:
     """Write ``out/features/<video>.npy``, ``out/annotations.json`` (ActivityNet schema, subsets
     ``validation`` and ``test``, Ambiguous segments as label ``Ambiguous``), ``out/spec.json``
@@ -302,6 +342,8 @@ def make(out: str | os.PathLike[str], spec: Spec) -> dict[str, Any]:
                                                       "database": database}))
     (out / "spec.json").write_text(json.dumps(asdict(spec), indent=1))
     stats = structure_stats(videos)
+    if spec.trimmed_groups:
+        stats["trimmed_clips"] = make_trimmed(out, spec, dirs)
     (out / "stats.json").write_text(json.dumps(stats, indent=1))
     write_config(out, spec)
     return stats
@@ -398,6 +440,8 @@ def write_config(out: Path, spec: Spec) -> Path:
             "classes": list(CLASSES),
             "streams": {"rgb": [0, spec.dim], "flow": [spec.dim, 2 * spec.dim]},
             "model_settings": "thumos14",
+            **({"trimmed": {"root": str((out / "trimmed").resolve())}}
+               if spec.trimmed_groups else {}),
             "evaluation": {"protocol": "anet", "protocols": ["anet", "thumos14"],
                            "tiou": [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7]},
         }},
@@ -538,6 +582,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     mk.add_argument("--n-train", type=int, default=Spec.n_train)
     mk.add_argument("--n-test", type=int, default=Spec.n_test)
     mk.add_argument("--dim", type=int, default=Spec.dim, help="feature columns per stream")
+    mk.add_argument("--trimmed-groups", type=int, default=Spec.trimmed_groups,
+                    help="UCF101-like trimmed clips for knowledge transfer: groups of 4-7 clips "
+                         "per class (UCF101: 25); 0 = none")
     rn = sub.add_parser("run", help="run the workflow for each model and training seed")
     rn.add_argument("out")
     rn.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -555,7 +602,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.cmd == "make":
-        spec = Spec(n_train=args.n_train, n_test=args.n_test, dim=args.dim, seed=args.seed)
+        spec = Spec(n_train=args.n_train, n_test=args.n_test, dim=args.dim, seed=args.seed,
+                    trimmed_groups=args.trimmed_groups)
         print(json.dumps(make(out, spec), indent=1))
     elif args.cmd == "run":
         targets = ("map.json", "ablation.md") if args.ablation else ("map.json",)

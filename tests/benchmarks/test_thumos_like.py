@@ -130,3 +130,45 @@ def test_choices_are_settings_overrides_and_chosen_ones_are_applied(bench, tmp_p
     assert bench.chosen_override(tmp_path, "tsrnet") == {"args": {"beta": 3.0}}
     with pytest.raises(ValueError, match="nothing to choose"):
         bench.choose(tmp_path, "cas_baseline")
+
+
+def test_trimmed_clips_for_knowledge_transfer(bench, made, tmp_path) -> None:
+    """``trimmed_groups``: UCF101-like clips in UCF101's folder layout, all action (the class's
+    whole direction on every row), indexed as the dataset's trimmed split; the untrimmed videos
+    are the same as without them."""
+    import dataclasses
+
+    out0, spec0, _ = made
+    spec = dataclasses.replace(spec0, trimmed_groups=2)
+    stats = bench.make(tmp_path, spec)
+    clips = sorted((tmp_path / "trimmed").glob("*/*.npy"))
+    assert stats["trimmed_clips"] == len(clips)
+    assert 20 * 2 * 4 <= len(clips) <= 20 * 2 * 7
+    assert {p.parent.name for p in clips} == set(bench.CLASSES)
+    rng = np.random.default_rng(spec.seed)
+    dirs = bench.directions(spec, rng)
+    lengths, margins = [], []
+    for path in clips:
+        cls = path.parent.name
+        assert path.stem.startswith(f"v_{cls}_g")
+        x = np.load(path)
+        assert x.dtype == np.float32
+        assert x.shape[1] == 2 * spec.dim
+        lengths.append(x.shape[0] * bench.SNIPPET_SECONDS)
+        own = (x @ dirs[cls]["whole"]).mean()
+        margins += [own - (x @ dirs[c]["whole"]).mean() for c in bench.CLASSES
+                    if c != cls and "Diving" not in c + cls]
+    assert np.mean(margins) > 0.3  # the whole direction at amplitude 0.5 on every row
+    assert 4.0 < np.median(lengths) < 9.0  # UCF101: 7.21 s on average
+    for name in ("video_validation_0000001", "video_test_0000003"):
+        np.testing.assert_array_equal(np.load(tmp_path / "features" / f"{name}.npy"),
+                                      np.load(out0 / "features" / f"{name}.npy"))
+    cfg = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    ds = resolve_dataset_settings(bench.DATASET, None, cfg["datasets"][bench.DATASET])
+    assert ds["trimmed"] == {"root": str((tmp_path / "trimmed").resolve())}
+    index = index_from_config(tmp_path / "index.json", tmp_path / "gt.json", ds)
+    trimmed = {v: r for v, r in index["videos"].items() if r["split"] == "trimmed"}
+    assert sorted(trimmed) == sorted(p.stem for p in clips)
+    assert all(r["labels"] == [r["ucf101_class"]] for r in trimmed.values())
+    assert "trimmed" not in yaml.safe_load((out0 / "config.yaml").read_text())["datasets"][
+        bench.DATASET]
