@@ -260,7 +260,7 @@ def detect(
     if figure is not None:
         from wtal.report import Segment, named_scores, save_figure, timeline_figure
 
-        seqs = named_scores(net, ckpt, features, dev)
+        seqs = named_scores(net, ckpt, features, dev, options)
         dets = [Segment(d["label"], d["segment"][0], d["segment"][1], d["score"])
                 for d in detections]
         fig = timeline_figure(times=grid.centers(), classes=classes, sequences=seqs,

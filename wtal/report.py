@@ -120,14 +120,19 @@ def choose_videos(
 
 
 def named_scores(
-    net: Localizer, ckpt: Mapping[str, Any], features: np.ndarray, device: torch.device
+    net: Localizer, ckpt: Mapping[str, Any], features: np.ndarray, device: torch.device,
+    options: Any = None,
 ) -> dict[str, np.ndarray]:
     """The model's named per-snippet score sequences of one video
     (:meth:`wtal.models.base.Localizer.score_sequences`).
 
-    Features are normalised with the checkpoint's training statistics, as in the infer stage;
-    a model trained on sequences rescaled to ``feature_length`` sees the video rescaled alike,
-    and its sequences are mapped back to the video's own snippets.
+    The model reads the video as the infer stage feeds it (:func:`wtal.infer.predict_video`):
+    features normalised with the checkpoint's training statistics; rescaled to
+    ``feature_length`` for a model trained on sequences of that length; or, for a model that
+    samples its test videos (``Localizer.test_indices`` with the inference ``options``, the
+    model's defaults if None: KT-MGFN trained on sampled sequences), the units it picks. Either
+    way its sequences are mapped back to the video's own snippets, as the infer stage maps the
+    CAS it saves.
 
     Returns:
         name → float32 array, (T, C) or (T,).
@@ -139,13 +144,20 @@ def named_scores(
     from wtal.sampling import rescale
 
     length = ckpt.get("train_settings", {}).get("feature_length")
-    seen = features if length is None else rescale(features, length)  # as in training
+    if length is not None:
+        seen = rescale(features, length)  # as in training
+        ckpt = {**ckpt, "train_settings": {}}
+    else:
+        picked = net.test_indices(
+            len(features), train_settings=ckpt.get("train_settings", {}),
+            options=options if options is not None else type(net).InferOptions())
+        seen = features if picked is None else features[picked]
     with torch.inference_mode():
         seqs = net.score_sequences(model_input(dict(ckpt), seen, device))
     out: dict[str, np.ndarray] = {}
     for name, value in seqs.items():
         arr = value[0].detach().float().cpu().numpy()
-        if length is not None and arr.ndim in (1, 2) and arr.shape[0] == length:
+        if len(seen) != len(features) and arr.ndim in (1, 2) and arr.shape[0] == len(seen):
             # back to the video's own snippets
             arr = (rescale(arr, len(features)) if arr.ndim == 2
                    else rescale(arr[:, None], len(features))[:, 0])
@@ -464,7 +476,7 @@ def make_report(
     Returns:
         The ``report.json`` dict.
     """
-    from wtal.infer import load_model
+    from wtal.infer import infer_options, load_model
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -480,11 +492,14 @@ def make_report(
     net, ckpt = load_model(model_path, dev)
     classes = list(ckpt["classes"])
     transfer = str(result.get("knowledge_transfer") or "")
+    # the model's own inference knobs the detections were made with (KT-MGFN's test sampling)
+    options = infer_options(net, (submission.get("settings") or {}).get("model"),
+                            source=str(detections_path))
     drawn: dict[str, Any] = {}
     for video in chosen:
         features, sidecar = load_features(by_name[video])
         grid = SnippetGrid.from_dict(sidecar["grid"])
-        seqs = named_scores(net, ckpt, features, dev)
+        seqs = named_scores(net, ckpt, features, dev, options)
         duration = gt.get("database", {}).get(video, {}).get("duration")
         fig = timeline_figure(
             times=grid.centers(), classes=classes, sequences=seqs,

@@ -234,6 +234,26 @@ def test_models_expose_named_score_sequences(model, args, expected, localised) -
         np.testing.assert_array_equal(seqs["simple_cas"], seqs["multi_dilated_cas"])
 
 
+def test_score_sequences_read_a_sampled_test_video_as_the_infer_stage_does() -> None:
+    """KT-MGFN trained on 7 sampled units reads a 40-snippet test video as 7 uniform units
+    (test_indices); the report's sequences are that reading mapped back to the 40 snippets,
+    the CAS the infer stage saves, and follow the detections' own test_sampling."""
+    torch.manual_seed(0)
+    net = build_model("kt_mgfn", in_dim=8, num_classes=3, hidden=8, brm=False).eval()
+    ckpt = {"feature_norm": {"mean": torch.zeros(8), "std": torch.ones(8)},
+            "train_settings": {"sampling": "sparse", "num_segments": 7}}
+    x = np.random.default_rng(2).normal(size=(40, 8)).astype(np.float32)
+    cas, _, _ = predict_video(net, ckpt, x, torch.device("cpu"))
+    seqs = named_scores(net, ckpt, x, torch.device("cpu"))
+    assert seqs["cascaded_cas"].shape == (40, 3)
+    np.testing.assert_allclose(seqs["cascaded_cas"], cas, rtol=1e-5, atol=1e-6)
+    native = type(net).InferOptions(test_sampling="native")
+    every, _, _ = predict_video(net, ckpt, x, torch.device("cpu"), options=native)
+    seqs = named_scores(net, ckpt, x, torch.device("cpu"), native)
+    np.testing.assert_allclose(seqs["cascaded_cas"], every, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(every, cas, atol=1e-3)
+
+
 def test_a_model_without_score_sequences_is_shown_through_its_cas() -> None:
     from wtal.models.base import Localizer
 
