@@ -151,3 +151,34 @@ def test_overlap_pretraining_trains_on_the_overlapping_classes_first() -> None:
     assert any(not torch.equal(start[k], v) for k, v in net.state_dict().items())
     with pytest.raises(ValueError, match="knowledge_transfer"):
         small(overlap_pretrain=True, knowledge_transfer=False)
+
+
+def test_trimmed_network_makes_the_main_loops_iterations() -> None:
+    """"Identical settings" for the trimmed network, whose schedule the paper gives in
+    iterations (lr ÷ 10 every 5,000): as many iterations as the main loop, lr steps at the same
+    iterations, whatever the number of clips; an explicit trimmed_epochs is taken as is."""
+    from wtal.models.tsrnet import trimmed_schedule
+
+    thumos = TrainSettings(epochs=1154, batch_size=16, lr_milestones=(385, 769))
+    clips = trimmed_schedule(thumos, n_videos=200, n_clips=1115)  # 13 and 70 iterations/epoch
+    assert clips.epochs == 214  # 214 × 70 = 14,980 ≈ 1154 × 13 = 15,002
+    assert clips.lr_milestones == (72, 143)  # 5,040 and 10,010 ≈ 5,005 and 9,997
+    assert (clips.lr, clips.batch_size, clips.optimizer) == (thumos.lr, 16, thumos.optimizer)
+    same = trimmed_schedule(thumos, n_videos=200, n_clips=200)
+    assert (same.epochs, same.lr_milestones) == (1154, (385, 769))
+    fixed = trimmed_schedule(thumos, n_videos=200, n_clips=1115, epochs=30)
+    assert (fixed.epochs, fixed.lr_milestones) == (30, (385, 769))
+    # pretrain: 6 videos, 12 clips, batch 4: 2 and 3 iterations per epoch, 6 epochs → 4
+    rng = np.random.default_rng(0)
+    videos = [rng.standard_normal((6, 8)).astype(np.float32) for _ in range(6)]
+    labels = np.eye(3, dtype=np.float32)[[0, 1, 2, 0, 1, 2]]
+    clips12 = [rng.standard_normal((4, 8)).astype(np.float32) for _ in range(12)]
+    clip_labels = np.eye(3, dtype=np.float32)[[0, 1, 2] * 4]
+    log = small().pretrain(PretrainInputs(
+        videos=videos, labels=labels, trimmed=(clips12, clip_labels),
+        settings=TrainSettings(epochs=6, batch_size=4, lr=0.01, optimizer="sgd",
+                               lr_milestones=(3,)),
+        rng=np.random.default_rng(0), device=torch.device("cpu"))).log
+    assert isinstance(log, dict)
+    assert (log["trimmed_epochs"], log["trimmed_lr_milestones"]) == (4, [2])
+    assert len(log["trimmed_loss"]) == 4

@@ -60,8 +60,9 @@ softmax version.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -324,7 +325,8 @@ class TSRNet(Localizer):
         kt_fc2: bool = True,  # False: TSRNet (w/o L_FC2), table 3
         kt_weight: float = 1.0,  # weight of L_KT in Eq. (9) (1 in the paper)
         kt_sigma: float | None = None,  # Gaussian bandwidth; None: median heuristic
-        trimmed_epochs: int | None = None,  # trimmed network's epochs; None: settings.epochs
+        trimmed_epochs: int | None = None,  # trimmed network's epochs; None: the main loop's
+                                            # iterations (trimmed_schedule)
         overlap_pretrain: bool = False,  # table 4: first train on the overlapping classes only
         overlap_epochs: int | None = None,  # its epochs; None: settings.epochs
         theta: float = 0.5,  # θ of Eq. (11), weight of the RGB (first) stream
@@ -627,11 +629,13 @@ class TSRNet(Localizer):
                            "the knowledge transfer (L_KT) is off")
             return Pretrained(log={"kt": "off: no trimmed clip shares a class with the "
                                            "training videos"})
-        epochs = settings.epochs if self.trimmed_epochs is None else self.trimmed_epochs
+        clip_settings = trimmed_schedule(settings, n_videos=len(videos), n_clips=len(clips),
+                                         epochs=self.trimmed_epochs)
+        epochs = clip_settings.epochs
         teacher = TSRNet(**self._config, knowledge_transfer=False,
                          lr_scales=self.lr_scales).to(device)
-        curve = _fit_classifier(teacher, list(clips), clip_labels, settings=settings, rng=rng,
-                                device=device, epochs=epochs)
+        curve = _fit_classifier(teacher, list(clips), clip_labels, settings=clip_settings,
+                                rng=rng, device=device, epochs=epochs)
         teacher.eval()
         reps: list[list[Tensor]] = [[] for _ in self.stream_names]
         with torch.no_grad():
@@ -648,6 +652,7 @@ class TSRNet(Localizer):
             "kt_classes": int(shared.sum()),
             "untrimmed_videos": len(videos),
             "trimmed_epochs": epochs,
+            "trimmed_lr_milestones": list(clip_settings.lr_milestones),
             "trimmed_loss": curve,
         }
         if self.overlap_pretrain:
@@ -682,6 +687,32 @@ class TSRNet(Localizer):
             schedule=step_schedule(opt, settings.lr_milestones, settings.lr_gamma)).loss
         return {"videos": len(keep), "classes": int(shared.sum()), "epochs": epochs,
                 "loss": curve}
+
+
+def trimmed_schedule(settings: TrainSettings, *, n_videos: int, n_clips: int,
+                     epochs: int | None = None) -> TrainSettings:
+    """The trimmed network's training settings: "identical settings to the untrimmed one"
+    (TSRNet §"Knowledge transfer"), whose schedule the paper gives in iterations (batch 16, the
+    learning rates divided by 10 every 5,000 iterations).
+
+    With ``epochs`` None, the trimmed network makes as many iterations as the main loop and
+    takes its learning-rate steps at the same iterations: the epochs and milestones of
+    ``settings`` (counted in passes over ``n_videos`` untrimmed videos) are rescaled to passes
+    over ``n_clips`` clips. (The same number of epochs would be n_clips / n_videos times as many
+    iterations, 14 times as many for THUMOS14's 200 videos and the 2,766 UCF101 clips of its
+    classes, with every learning-rate step that much later.) An explicit ``epochs`` is used as
+    is, with the milestones of ``settings``.
+    """
+    if epochs is not None:
+        return replace(settings, epochs=int(epochs))
+    per_video = math.ceil(n_videos / settings.batch_size)  # iterations per epoch, main loop
+    per_clip = math.ceil(n_clips / settings.batch_size)  # ... trimmed network
+
+    def to_clip_epochs(e: int) -> int:
+        return max(1, round(e * per_video / per_clip))
+
+    return replace(settings, epochs=to_clip_epochs(settings.epochs),
+                   lr_milestones=tuple(to_clip_epochs(m) for m in settings.lr_milestones))
 
 
 def _fit_classifier(
