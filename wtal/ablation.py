@@ -28,7 +28,8 @@ import wtal
 from wtal.settings import infer_settings, merge_settings, train_settings
 from wtalio import atomic_path, write_json
 
-__all__ = ["ablation_table", "merge_settings", "run_ablation", "training_key", "variant_settings"]
+__all__ = ["ablation_table", "merge_settings", "run_ablation", "training_key", "transfer_missing",
+           "variant_settings"]
 
 SECTIONS = ("args", "train", "infer")
 
@@ -135,6 +136,7 @@ def run_ablation(
                 "shares_training_with": shared_with,
                 "final_loss": log["loss"][-1],
                 "pretrain": log.get("pretrain"),
+                "knowledge_transfer_off": transfer_missing(log.get("pretrain")),
                 "settings": values,
             })
     report = {
@@ -156,6 +158,24 @@ def training_key(values: Mapping[str, Any]) -> str:
     sorted keys). Two variants with the same key differ only in inference."""
     return json.dumps({"args": values.get("args", {}), "train": values.get("train", {})},
                       sort_keys=True, default=str)
+
+
+def transfer_missing(pretrain: Any) -> str | None:
+    """Why a variant trained without the knowledge transfer its settings ask for, or None.
+
+    KT-MGFN's KTM and TSRNet's L_KT log ``{"ktm" | "kt": "off: <reason>"}`` under
+    ``pretrain`` when they are on in the arguments but cannot run (the dataset has no trimmed
+    clips, or none shares a class with the training videos); a variant switched off in its
+    arguments (``"off: switched off ..."``) asked for nothing, so it gets None. Such a row is
+    the model without its transfer and the table must say so (issue 18: a result without the
+    paper's transfer is never to be read as the paper's method)."""
+    if not isinstance(pretrain, Mapping):
+        return None
+    for key in ("ktm", "kt"):
+        state = pretrain.get(key)
+        if isinstance(state, str) and state.startswith("off") and "switched off" not in state:
+            return state.removeprefix("off:").strip()
+    return None
 
 
 def _frame_accuracy(
@@ -213,12 +233,21 @@ def ablation_table(report: Mapping[str, Any]) -> str:
         "| " + " | ".join(head) + " |",
         "|" + "|".join(["---"] + ["---:"] * (len(tious) + 3) + ["---"]) + "|",
     ]
+    missing = []
     for row in rows:
-        cells = [row["variant"], *[f"{100 * m:.1f}" for m in row["mAP"]],
+        name = row["variant"]
+        if row.get("knowledge_transfer_off"):
+            missing.append(f"{name}: {row['knowledge_transfer_off']}")
+            name += " †"
+        cells = [name, *[f"{100 * m:.1f}" for m in row["mAP"]],
                  f"{100 * row['average_mAP']:.1f}",
                  f"{100 * row.get('frame_accuracy', float('nan')):.1f}",
                  (f"= {row['shares_training_with']}" if row.get("shares_training_with")
                   else f"{row['train_seconds']:.0f}"),
                  _overrides_text(row["overrides"])]
         lines.append("| " + " | ".join(cells) + " |")
+    if missing:
+        lines += ["", "† Trained WITHOUT the knowledge transfer its settings ask for, so the row "
+                  "is the model without it, not the paper's variant: " + "; ".join(missing)
+                  + "."]
     return "\n".join(lines) + "\n"

@@ -76,3 +76,58 @@ def test_summary_marks_the_rows_without_knowledge_transfer(tmp_path: Path) -> No
     lines = [ln for ln in section.splitlines() if ln.startswith("| kt_mgfn")]
     assert lines[0].startswith("| kt_mgfn (knowledge transfer off) | ours |")
     assert any(" | paper | " in ln for ln in lines[1:])
+
+
+def _pretrain_log(model: str, **args: object) -> object:
+    """The pretraining log of a tiny ``model`` trained on two videos without trimmed clips."""
+    import numpy as np
+    import torch
+
+    from wtal.models import build_model
+    from wtal.models.base import PretrainInputs
+    from wtal.train import TrainSettings
+
+    common = {"in_dim": 8, "num_classes": 2, "dropout": 0.0}
+    if model == "tsrnet":
+        common |= {"streams": {"rgb": [0, 4], "flow": [4, 8]}, "hops": 2,
+                   "attention_hidden": 6, "fc_hidden": 5}
+    else:
+        common |= {"hidden": 8, "brm_hidden": 4, "anchor_scales": (1, 2)}
+    net = build_model(model, **common, **args)
+    rng = np.random.default_rng(0)
+    return net.pretrain(PretrainInputs(
+        videos=[rng.standard_normal((6, 8)).astype(np.float32) for _ in range(2)],
+        labels=np.eye(2, dtype=np.float32), trimmed=None, settings=TrainSettings(epochs=1),
+        rng=rng, device=torch.device("cpu"))).log
+
+
+def test_ablation_rows_that_asked_for_a_transfer_they_did_not_get_are_marked() -> None:
+    """An ablation run on a dataset without trimmed clips trains its KT rows (KT-MGFN's +KTM,
+    TSRNet's +KT) without the transfer; ablation.md marks those rows, and only those: a row
+    whose arguments switch the transfer off asked for nothing."""
+    from wtal.ablation import ablation_table, transfer_missing
+
+    missing = {"kt_mgfn": _pretrain_log("kt_mgfn", ktm=True),
+               "tsrnet": _pretrain_log("tsrnet", knowledge_transfer=True)}
+    asked_nothing = {"kt_mgfn": _pretrain_log("kt_mgfn", ktm=False),
+                     "tsrnet": _pretrain_log("tsrnet", knowledge_transfer=False)}
+    for model in missing:
+        assert transfer_missing(missing[model]) == "the dataset has no trimmed clips", model
+        assert transfer_missing(asked_nothing[model]) is None, model
+    assert transfer_missing({"ktm": "on", "trimmed_clips": 5}) is None
+    assert transfer_missing("none") is None
+
+    def row(name: str, pretrain: object) -> dict:
+        return {"variant": name, "overrides": {}, "tiou": [0.5], "mAP": [0.25],
+                "average_mAP": 0.25, "frame_accuracy": 0.5, "train_seconds": 3.0,
+                "shares_training_with": None, "knowledge_transfer_off": transfer_missing(pretrain)}
+
+    table = ablation_table({"model": "tsrnet", "dataset": "d", "protocol": "anet",
+                            "subset": "test", "variants": [
+                                row("Two-Stream+SA", asked_nothing["tsrnet"]),
+                                row("TSRNet", missing["tsrnet"])]})
+    assert "| Two-Stream+SA | 25.0 |" in table
+    assert "| TSRNet † | 25.0 |" in table
+    assert "† Trained WITHOUT the knowledge transfer" in table
+    assert "TSRNet: the dataset has no trimmed clips" in table
+    assert "Two-Stream+SA:" not in table
