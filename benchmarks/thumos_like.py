@@ -592,6 +592,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     rn.add_argument("--cores", type=int, default=2)
     rn.add_argument("--ablation", action="store_true",
                     help="also each model's ablation table (results/.../ablation.md)")
+    rn.add_argument("--only-ablation", action="store_true",
+                    help="each model's ablation table alone, without its map.json")
     ch = sub.add_parser("choose", help="a setting the paper leaves open (CHOICES), by "
                         "cross-validation on the training videos")
     ch.add_argument("out")
@@ -606,7 +608,8 @@ def main(argv: Sequence[str] | None = None) -> None:
                     trimmed_groups=args.trimmed_groups)
         print(json.dumps(make(out, spec), indent=1))
     elif args.cmd == "run":
-        targets = ("map.json", "ablation.md") if args.ablation else ("map.json",)
+        targets = (("ablation.md",) if args.only_ablation
+                   else ("map.json", "ablation.md") if args.ablation else ("map.json",))
         run(out, args.seeds, args.models, args.cores, targets)
         print(table(out, args.models))
     elif args.cmd == "choose":

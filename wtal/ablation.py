@@ -10,14 +10,22 @@ Variants that differ from an earlier one only in ``infer`` (KT-MGFN's table VIII
 factors, ECM's inference rows) share its trained checkpoint instead of retraining: a
 retrained copy with the same seed would be the same model (up to nondeterministic GPU
 kernels), and on THUMOS14 each training costs tens of minutes. The row records which variant
-it shares training with. The variants' checkpoints and detections live in a temporary folder
-beside the outputs and are removed afterwards: the table is the product.
+it shares training with. The table is the product: the variants' detections live in temporary
+folders and are removed. Each finished training (checkpoint and log) and each finished row is
+kept in a hidden folder beside the outputs (``.ablation.parts``) until the table is written, so
+that a rerun after an interruption (a killed job, a cluster's time limit) resumes at the
+variant it stopped in instead of retraining the table; they are keyed by the code version, the
+variant's settings and every input file's size and modification time, so nothing stale is
+reused.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
@@ -26,12 +34,15 @@ from typing import Any
 
 import wtal
 from wtal.settings import infer_settings, merge_settings, train_settings
-from wtalio import atomic_path, write_json
+from wtal.versions import STAGE_VERSIONS
+from wtalio import atomic_path, read_json, write_json
 
 __all__ = ["ablation_table", "merge_settings", "run_ablation", "training_key", "transfer_missing",
            "variant_settings"]
 
 SECTIONS = ("args", "train", "infer")
+
+logger = logging.getLogger(__name__)
 
 
 def variant_settings(
@@ -98,25 +109,42 @@ def run_ablation(
     rows: list[dict[str, Any]] = []
     folder = Path(table_out).parent
     folder.mkdir(parents=True, exist_ok=True)
+    parts = folder / f".{Path(table_out).stem}.parts"  # what a rerun resumes from
+    inputs = _inputs_key(index_path, gt_path, [*train_paths, *test_paths, *trimmed_paths],
+                         model=model, evaluation=evaluation, dataset=dataset, device=device)
+    parts.mkdir(exist_ok=True)
     # (args, train) of a trained variant → (its name, checkpoint, training log, seconds)
     trained: dict[str, tuple[str, Path, dict[str, Any], float]] = {}
-    with tempfile.TemporaryDirectory(prefix=".ablation-", dir=folder) as tmp:
-        for i, (name, values) in enumerate(full.items()):
-            work = Path(tmp) / f"variant{i}"
-            work.mkdir()
-            key = training_key(values)
-            shared_with = None
-            if key in trained:  # only infer differs: read the earlier variant's checkpoint
-                shared_with, checkpoint, log, t_train = trained[key]
+    for name, values in full.items():
+        key = training_key(values)
+        shared_with = None
+        if key in trained:  # only infer differs: read the earlier variant's checkpoint
+            shared_with, checkpoint, log, t_train = trained[key]
+        else:
+            done = parts / f"train-{_digest(inputs, key)}"
+            checkpoint = done / "model.pt"
+            if (done / "done.json").is_file():  # trained before an interruption
+                log = read_json(done / "train.json")
+                t_train = float(read_json(done / "done.json")["train_seconds"])
+                logger.info("ablation %s: variant %r reuses its training in %s", model, name,
+                            done)
             else:
-                checkpoint = work / "model.pt"
+                shutil.rmtree(done, ignore_errors=True)
+                done.mkdir(parents=True)
                 t0 = time.time()
-                log = train(index_path, train_paths, checkpoint, work / "train.json",
+                log = train(index_path, train_paths, checkpoint, done / "train.json",
                             model=model, model_args=dict(values["args"]),
                             settings=train_settings(values["train"]), device=device,
                             threads=threads, trimmed_paths=trimmed_paths)
                 t_train = time.time() - t0
-                trained[key] = (name, checkpoint, log, t_train)
+                write_json(done / "done.json", {"variant": name, "train_seconds": t_train})
+            trained[key] = (name, checkpoint, log, t_train)
+        row_path = parts / f"row-{_digest(inputs, name, _json(values))}.json"
+        if row_path.is_file():  # evaluated before an interruption
+            rows.append(read_json(row_path))
+            continue
+        with tempfile.TemporaryDirectory(prefix="variant-", dir=parts) as tmp:
+            work = Path(tmp)
             variant_infer, variant_options = infer_settings(values["infer"])
             infer(checkpoint, test_paths, work / "detections.json", work / "cas",
                   settings=variant_infer, model_options=variant_options, device=device,
@@ -125,20 +153,22 @@ def run_ablation(
                               tious=evaluation["tiou"], protocol=evaluation["protocol"],
                               dataset=dataset, model=model, strict=True)
             frames = _frame_accuracy(index_path, gt_path, test_paths, work)
-            rows.append({
-                "variant": name,
-                "overrides": dict(variants[name] or {}),
-                "tiou": result["tiou"],
-                "mAP": result["mAP"],
-                "average_mAP": result["average_mAP"],
-                "frame_accuracy": frames,
-                "train_seconds": t_train,
-                "shares_training_with": shared_with,
-                "final_loss": log["loss"][-1],
-                "pretrain": log.get("pretrain"),
-                "knowledge_transfer_off": transfer_missing(log.get("pretrain")),
-                "settings": values,
-            })
+        row = {
+            "variant": name,
+            "overrides": dict(variants[name] or {}),
+            "tiou": result["tiou"],
+            "mAP": result["mAP"],
+            "average_mAP": result["average_mAP"],
+            "frame_accuracy": frames,
+            "train_seconds": t_train,
+            "shares_training_with": shared_with,
+            "final_loss": log["loss"][-1],
+            "pretrain": log.get("pretrain"),
+            "knowledge_transfer_off": transfer_missing(log.get("pretrain")),
+            "settings": values,
+        }
+        write_json(row_path, row)
+        rows.append(row)
     report = {
         "model": model,
         "dataset": dataset,
@@ -150,14 +180,39 @@ def run_ablation(
     with atomic_path(table_out, suffix=".md") as tmp_md:
         Path(tmp_md).write_text(ablation_table(report))
     write_json(json_out, report)
+    shutil.rmtree(parts, ignore_errors=True)  # the table is the product
     return report
+
+
+def _inputs_key(
+    index_path: str | os.PathLike[str],
+    gt_path: str | os.PathLike[str],
+    paths: Sequence[str | os.PathLike[str]],
+    **settings: Any,
+) -> str:
+    """What an interrupted run's saved trainings and rows depend on besides the variant: the
+    code version, the model, the evaluation, and every input file's path, size and
+    modification time (a changed feature file or index makes them stale)."""
+    stats = []
+    for p in (index_path, gt_path, *paths):
+        st = os.stat(p)
+        stats.append([str(p), st.st_size, st.st_mtime_ns])
+    return _json({"code": wtal.__version__, "stage": STAGE_VERSIONS["ablation"],
+                  "settings": settings, "files": stats})
+
+
+def _json(values: Any) -> str:
+    return json.dumps(values, sort_keys=True, default=str)
+
+
+def _digest(*parts: str) -> str:
+    return hashlib.sha256("\x00".join(parts).encode()).hexdigest()[:16]
 
 
 def training_key(values: Mapping[str, Any]) -> str:
     """What decides a variant's trained model: its ``args`` and ``train`` settings (JSON with
     sorted keys). Two variants with the same key differ only in inference."""
-    return json.dumps({"args": values.get("args", {}), "train": values.get("train", {})},
-                      sort_keys=True, default=str)
+    return _json({"args": values.get("args", {}), "train": values.get("train", {})})
 
 
 def transfer_missing(pretrain: Any) -> str | None:

@@ -28,7 +28,9 @@ Trimmed clips (optional, ``trimmed``): ``<root>/<UcfClass>/v_<UcfClass>_g<GG>_c<
 UCF101 folder layout with one (T, D) feature file per clip in place of its video, extracted as the
 untrimmed videos' features were (same columns, same ``snippet_seconds``); ``trimmed.classes`` maps
 the dataset's classes to UCF101 folders as for videos (:mod:`wtal.ucf101`). They are indexed under
-split ``trimmed`` (:func:`index_trimmed_features`) and imported like the other videos.
+split ``trimmed`` (:func:`index_trimmed_features`) and imported all in one job
+(:func:`import_split`, into one folder that :func:`split_files` reads back), where the videos
+are imported one job each.
 
 The import stage (:func:`import_features`) writes every video's features as
 ``<video>.npy`` (float32) with the same kind of sidecar as the extractors write, so that training,
@@ -38,6 +40,7 @@ inference and evaluation do not know where the features came from. Row ``i`` cov
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -48,10 +51,19 @@ from typing import Any
 import numpy as np
 
 from extractors.grid import SnippetGrid
-from wtal.datasets import AMBIGUOUS, IndexBuilder, check_labels, classes_of, read_anet_database
+from wtal.datasets import (
+    AMBIGUOUS,
+    IndexBuilder,
+    check_labels,
+    classes_of,
+    read_anet_database,
+    videos_of_split,
+)
 from wtalio import current_umask, save_npy, write_json
 
 LAYOUTS = ("per_video", "basnet", "wtalc")
+
+logger = logging.getLogger(__name__)
 
 
 def snippet_grid(n_rows: int, snippet_seconds: float) -> SnippetGrid:
@@ -438,3 +450,64 @@ def import_features(
     save_npy(out, x)
     write_json(out.with_suffix(".json"), sidecar)
     return sidecar
+
+
+def import_split(
+    index: Mapping[str, Any],
+    split: str,
+    out_dir: str | os.PathLike[str],
+    *,
+    snippet_seconds: float,
+    streams: Mapping[str, list[int]] | None = None,
+    unpacked: str | os.PathLike[str] | None = None,
+) -> list[Path]:
+    """Import stage for a whole split in one job: :func:`import_features` for every video of
+    ``split`` (sorted names), into ``out_dir/<video>.npy`` + sidecar.
+
+    The workflow imports the trimmed clips this way: UCF101 has 13,320 of them, and one
+    Snakemake job each (about 77 a minute on 2 cores, thousands of SLURM jobs on a cluster)
+    would cost more than the copying. The first bad clip stops the job, named.
+
+    Returns:
+        the feature files written, in the split's order.
+
+    Raises:
+        ValueError: the split has no videos, or a video's features are malformed.
+    """
+    names = videos_of_split(index, split)
+    if not names:
+        raise ValueError(f"the dataset index has no videos in split {split!r}")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name in names:
+        path = out_dir / f"{name}.npy"
+        import_features(name, index["videos"][name], path, snippet_seconds=snippet_seconds,
+                        streams=streams, unpacked=unpacked)
+        paths.append(path)
+    logger.info("imported the %d videos of split %s into %s", len(paths), split, out_dir)
+    return paths
+
+
+def split_files(
+    paths: Sequence[str | os.PathLike[str]], index: Mapping[str, Any], split: str
+) -> list[Path]:
+    """Feature files as a stage reads them: a folder written by :func:`import_split` stands
+    for the ``<video>.npy`` of every video of ``split`` in it (the index's order); files
+    are kept as they are.
+
+    Raises:
+        ValueError: a video of the split has no file in the folder (both named).
+    """
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            files.append(p)
+            continue
+        for name in videos_of_split(index, split):
+            f = p / f"{name}.npy"
+            if not f.is_file():
+                raise ValueError(f"{p}: no features of {split} video {name!r} ({f.name}); the "
+                                 f"folder is not the import of the index's {split} split")
+            files.append(f)
+    return files

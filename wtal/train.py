@@ -20,6 +20,7 @@ import torch
 
 import wtal
 from extractors.features import load_features, resolve_device
+from wtal.byof import split_files
 from wtal.datasets import load_index
 from wtal.fitting import fit, random_crop, step_schedule
 from wtal.fitting import make_optimizer as optimizer_of
@@ -152,7 +153,8 @@ def train(
         threads: torch CPU threads.
         progress: show a progress bar over epochs.
         trimmed_paths: feature files of the dataset's trimmed clips (index split ``trimmed``),
-            for the models whose ``pretrain`` learns from them.
+            for the models whose ``pretrain`` learns from them; a folder stands for the
+            import of every trimmed clip (:func:`wtal.byof.split_files`).
     """
     if threads is not None:
         torch.set_num_threads(threads)
@@ -170,6 +172,7 @@ def train(
         raise ValueError(f"unknown feature_norm {settings.feature_norm!r}")
     feats = [((x - mean) / std).astype(np.float32) for x in feats]
     trimmed = None
+    trimmed_paths = split_files(trimmed_paths, index, "trimmed")
     if trimmed_paths:
         _, trimmed_feats, trimmed_labels, _ = load_split(trimmed_paths, index, split="trimmed")
         if trimmed_feats[0].shape[1] != dim:

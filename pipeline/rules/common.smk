@@ -211,7 +211,25 @@ def trimmed_features(wildcards):
     # params functions of the same rule validate the settings
     if _merged_model_config(wildcards.model, wildcards.dataset).get("trimmed") is not True:
         return []
+    if dataset_config(wildcards.dataset)["features"]["extractor"] == "imported":
+        # bring-your-own features: every clip imported by one job (rule import_split)
+        if not videos_of_split(cached_index(index_json(wildcards)), "trimmed"):
+            return []
+        return [f"work/{wildcards.dataset}/features/imported_trimmed"]
     return _features_of_split(wildcards, "trimmed")
+
+
+def split_import_inputs(wildcards):
+    """The user's feature files of every video of {split} (bring-your-own features)."""
+    index = cached_index(index_json(wildcards))
+    videos = videos_of_split(index, wildcards.split)
+    if not videos:
+        raise ValueError(f"dataset {wildcards.dataset} has no videos in split {wildcards.split}")
+    inputs = {"sources": sorted({f for v in videos
+                                 for f in index["videos"][v]["features"].get("files", [])})}
+    if any(index["videos"][v]["features"]["layout"] == "wtalc" for v in videos):
+        inputs["unpacked"] = f"work/{wildcards.dataset}/features/joint"
+    return inputs
 
 
 # ---- params functions ------------------------------------------------------------------------

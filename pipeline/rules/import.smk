@@ -41,3 +41,31 @@ rule import_features:
         "../../envs/wtal.yaml"
     script:
         "../scripts/import_features.py"
+
+
+rule import_split:
+    """Bring-your-own features of every video of {split} (the trimmed clips: UCF101 has 13,320)
+    in ONE job → ``imported_{split}/<video>.npy`` + sidecars, checked as in import_features;
+    one job per clip would spend more on scheduling than on copying."""
+    input:
+        unpack(split_import_inputs),
+        index=index_json,
+    output:
+        folder=directory("work/{dataset}/features/imported_{split}"),
+    params:
+        snippet_seconds=lambda wc: import_params(wc)["snippet_seconds"],
+        version=FEATURES_VERSION,
+        streams=lambda wc: import_params(wc)["streams"],
+    wildcard_constraints:
+        split="trimmed",
+    log:
+        "logs/{dataset}/features/imported_{split}.log",
+    benchmark:
+        "benchmarks/{dataset}/features/imported_{split}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=120,
+    conda:
+        "../../envs/wtal.yaml"
+    script:
+        "../scripts/import_split.py"

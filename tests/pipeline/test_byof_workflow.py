@@ -96,7 +96,8 @@ def test_config_error_before_any_job(tmp_path: Path) -> None:
 
 def test_trimmed_clip_features_reach_a_knowledge_transfer_model(tmp_path: Path) -> None:
     """Bring-your-own features with UCF101 clips' features (``trimmed.root``): the workflow
-    imports the clips and TSRNet trains its trimmed network on them; map.json says so."""
+    imports the clips, all in one job (rule import_split), and TSRNet trains its trimmed
+    network on them; map.json says so."""
     videos = make_videos(seed=1, n_train=8, n_test=4)
     data = tmp_path / "data"
     dataset = write_per_video(data, videos)
@@ -110,9 +111,14 @@ def test_trimmed_clip_features_reach_a_knowledge_transfer_model(tmp_path: Path) 
     work = tmp_path / "work"
     proc = run(work, configfile, "results/byo/tsrnet/map.json")
     assert proc.returncode == 0, proc.stderr[-6000:]
-    imported = work / "work" / "byo" / "features" / "imported"
+    imported = work / "work" / "byo" / "features" / "imported_trimmed"
     for clip, (_, x) in trimmed["clips"].items():
         assert read_json(imported / f"{clip}.json")["shape"] == list(x.shape)
+        assert not (imported.parent / "imported" / f"{clip}.npy").exists()  # not one job each
+    assert sorted(p.name for p in imported.glob("*.npy")) == sorted(
+        f"{c}.npy" for c in trimmed["clips"])
+    jobs = sorted((work / "benchmarks" / "byo" / "features").rglob("*.tsv"))
+    assert [j.name for j in jobs if "imported_trimmed" in j.name] == ["imported_trimmed.tsv"]
     result = read_json(work / "results" / "byo" / "tsrnet" / "map.json")
     assert result["knowledge_transfer"] == f"on: {len(trimmed['clips'])} trimmed clips", result
     pretrain = read_json(work / "results" / "byo" / "tsrnet" / "train.json")["pretrain"]

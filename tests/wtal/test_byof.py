@@ -20,7 +20,13 @@ from byof_fixtures import (
 
 from extractors.features import load_features
 from extractors.grid import SnippetGrid
-from wtal.byof import build_features_index, import_features, unpack_joint
+from wtal.byof import (
+    build_features_index,
+    import_features,
+    import_split,
+    split_files,
+    unpack_joint,
+)
 from wtal.datasets import index_from_config, input_listing
 from wtalio import read_json
 
@@ -287,3 +293,38 @@ def test_a_new_trimmed_clip_changes_the_input_listing(tmp_path: Path, videos: di
     assert before != input_listing({k: v for k, v in cfg.items() if k != "trimmed"})
     np.save(tmp_path / "ucf" / "Jump" / "v_Jump_g07_c01.npy", np.zeros((3, 32), np.float32))
     assert input_listing(cfg) != before
+
+
+def test_the_trimmed_split_is_imported_in_one_call_and_read_back_in_index_order(
+        tmp_path: Path, videos: dict) -> None:
+    """import_split writes every clip of the split (none of the videos) into one folder;
+    split_files expands that folder into the clips' files in the index's order, keeps plain
+    files, and names a clip missing from the folder; a bad clip stops the import, named."""
+    trimmed = write_trimmed(tmp_path / "ucf", per_class=3)
+    index, _ = build_features_index(config(write_per_video(tmp_path, videos),
+                                           trimmed=trimmed["trimmed"]))
+    out = tmp_path / "imported_trimmed"
+    paths = import_split(index, "trimmed", out, snippet_seconds=SNIPPET_SECONDS,
+                         streams={"rgb": [0, HALF], "flow": [HALF, 2 * HALF]})
+    names = sorted(trimmed["clips"])
+    assert [p.stem for p in paths] == names
+    assert sorted(p.stem for p in out.glob("*.npy")) == names  # the clips and nothing else
+    for name in names:
+        x, sidecar = load_features(out / f"{name}.npy")
+        np.testing.assert_array_equal(x, trimmed["clips"][name][1])
+        assert sidecar["streams"] == {"rgb": [0, HALF], "flow": [HALF, 2 * HALF]}
+    assert split_files([out], index, "trimmed") == paths
+    plain = tmp_path / "some.npy"
+    assert split_files([plain], index, "trimmed") == [plain]
+    assert split_files([], index, "trimmed") == []
+    (out / f"{names[1]}.npy").unlink()
+    with pytest.raises(ValueError, match=f"no features of trimmed video '{names[1]}'"):
+        split_files([out], index, "trimmed")
+    with pytest.raises(ValueError, match="no videos in split 'nope'"):
+        import_split(index, "nope", out, snippet_seconds=SNIPPET_SECONDS)
+    bad = next(iter(trimmed["clips"]))
+    x = trimmed["clips"][bad][1].copy()
+    x[2, 1] = np.nan
+    np.save(index["videos"][bad]["features"]["files"][0], x)
+    with pytest.raises(ValueError, match=f"{bad}.npy: 1 NaN or infinite values .first in row 2"):
+        import_split(index, "trimmed", tmp_path / "again", snippet_seconds=SNIPPET_SECONDS)

@@ -3,6 +3,7 @@ explicit output handed to the loss), parameter groups and optimisers, model-made
 inference, the standardisation statistics, and the ablation stage."""
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -305,3 +306,69 @@ def test_ablation_stage_trains_every_distinct_variant(data, tmp_path: Path,
     assert "| = candidates | max_per_video=1 |" in table
     assert table == ablation_table(read_json(out / "ablation.json"))
     assert sorted(p.name for p in out.iterdir()) == ["ablation.json", "ablation.md"]
+
+
+def test_an_interrupted_ablation_resumes_where_it_stopped(data, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run killed in its third variant leaves no table, only its finished trainings and rows
+    (hidden); the rerun trains only what was not finished and writes the same table as an
+    uninterrupted run. A changed input file makes the saved parts stale."""
+    root = data["root"]
+    write_json(root / "gt.json", {"database": {"te0": {"subset": "test", "annotations": [
+        {"label": "A", "segment": [1.0, 5.0]}]}}})
+    settings = {"args": {"candidates": [[0, 0.1, 0.4, 0.9]]},
+                "train": {"epochs": 1, "batch_size": 2}, "infer": {"nms": "none"}}
+    variants = {"candidates": {}, "candidates, top 1": {"infer": {"max_per_video": 1}},
+                "a miss": {"args": {"candidates": [[0, 0.6, 0.9, 0.9]]}}}
+    import wtal.infer
+    import wtal.train
+
+    trainings, inferred = [], []
+    real_train, real_infer = wtal.train.train, wtal.infer.infer
+    monkeypatch.setattr(wtal.train, "train",
+                        lambda *a, **k: trainings.append(k["model_args"]) or real_train(*a, **k))
+
+    def ablate(out: Path) -> dict:
+        return run_ablation(root / "index.json", data["train"], data["test"], root / "gt.json",
+                            out / "ablation.md", out / "ablation.json", model="test_probe",
+                            settings=settings, variants=variants,
+                            evaluation={"subset": "test", "tiou": [0.3, 0.5], "protocol": "anet"},
+                            dataset="toy", device="cpu")
+
+    def killed_in_the_third(*a, **k):
+        inferred.append(1)
+        if len(inferred) == 3:
+            raise KeyboardInterrupt("killed")
+        return real_infer(*a, **k)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(wtal.infer, "infer", killed_in_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        ablate(out)
+    assert len(trainings) == 2  # the third variant was trained, then killed in inference
+    assert not (out / "ablation.md").exists()
+    assert not (out / "ablation.json").exists()
+    assert len(list((out / ".ablation.parts").glob("row-*.json"))) == 2
+    monkeypatch.setattr(wtal.infer, "infer", real_infer)
+    trainings.clear()
+    resumed = ablate(out)
+    assert trainings == []  # both trainings were kept; only the third row was inferred
+    assert [r["variant"] for r in resumed["variants"]] == list(variants)
+    assert resumed["variants"][1]["shares_training_with"] == "candidates"
+    assert sorted(p.name for p in out.iterdir()) == ["ablation.json", "ablation.md"]
+    fresh = ablate(tmp_path / "fresh")
+    assert len(trainings) == 2
+    for a, b in zip(resumed["variants"], fresh["variants"], strict=True):
+        assert (a["mAP"], a["frame_accuracy"]) == (b["mAP"], b["frame_accuracy"])
+    # stale parts: an interrupted run, then a changed feature file → everything retrains
+    trainings.clear()
+    inferred.clear()
+    monkeypatch.setattr(wtal.infer, "infer", killed_in_the_third)
+    with pytest.raises(KeyboardInterrupt):
+        ablate(tmp_path / "stale")
+    monkeypatch.setattr(wtal.infer, "infer", real_infer)
+    st = os.stat(data["train"][0])  # the features rewritten: a new modification time
+    os.utime(data["train"][0], ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    trainings.clear()
+    ablate(tmp_path / "stale")
+    assert len(trainings) == 2
