@@ -157,14 +157,19 @@ def cmd_features_compare(args: argparse.Namespace) -> None:
 
 def cmd_import_features(args: argparse.Namespace) -> None:
     from wtal.byof import import_features, unpack_joint
-    from wtal.datasets import load_index
+    from wtal.datasets import load_index, videos_of_split
 
     index = load_index(args.index)
     if args.unpack_joint:
         joint, annotations = args.unpack_joint
         print(f"unpacked {unpack_joint(joint, annotations, args.unpacked)} videos "
               f"into {args.unpacked}")
-    videos = args.videos or sorted(v for v, r in index["videos"].items() if "features" in r)
+    if args.split:
+        videos = videos_of_split(index, args.split)
+        if not videos:
+            raise SystemExit(f"wtal: {args.index}: no videos in split {args.split!r}")
+    else:
+        videos = args.videos or sorted(v for v, r in index["videos"].items() if "features" in r)
     streams = index.get("streams")
     for video in videos:
         if video not in index["videos"]:
@@ -417,6 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--index", required=True, help="index.json of a format: features dataset")
     p.add_argument("--out-dir", required=True, help="folder of the <video>.npy files to write")
     p.add_argument("--videos", nargs="*", help="videos to import (default: all)")
+    p.add_argument("--split", choices=["train", "test", "trimmed"],
+                   help="import the videos of this split of the index (the workflow imports "
+                        "the trimmed clips this way, in one job)")
     p.add_argument("--unpacked", help="folder of the unpacked W-TALC joint file")
     p.add_argument("--unpack-joint", nargs=2, metavar=("JOINT_NPY", "ANNOTATION_DIR"),
                    help="first unpack a W-TALC *-JOINTFeatures.npy into --unpacked")

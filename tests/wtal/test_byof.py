@@ -235,6 +235,14 @@ def test_by_hand_with_the_cli(tmp_path: Path, videos: dict,
     x, sidecar = load_features(tmp_path / "imported" / "video_test_0000000.npy")
     np.testing.assert_array_equal(x, videos["video_test_0000000"]["features"])
     assert sidecar["streams"] == {"rgb": [0, HALF], "flow": [HALF, 32]}
+    assert main(["import-features", "--index", str(tmp_path / "i.json"), "--split", "test",
+                 "--out-dir", str(tmp_path / "test_only"), "--unpacked", str(tmp_path / "u")]) == 0
+    tests = sorted(v for v in videos if videos[v]["subset"] == "test")
+    assert tests
+    assert sorted(p.stem for p in (tmp_path / "test_only").glob("*.npy")) == tests
+    with pytest.raises(SystemExit, match="no videos in split 'trimmed'"):
+        main(["import-features", "--index", str(tmp_path / "i.json"), "--split", "trimmed",
+              "--out-dir", str(tmp_path / "none")])
 
 
 def test_trimmed_clips_given_as_features_are_indexed_and_imported(tmp_path: Path,
