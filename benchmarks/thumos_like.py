@@ -452,7 +452,7 @@ def write_config(out: Path, spec: Spec) -> Path:
 
 
 def run(out: Path, seeds: Sequence[int], models: Sequence[str], cores: int,
-        targets: Sequence[str] = ("map.json",)) -> None:
+        targets: Sequence[str] = ("map.json",), threads_per_job: int | None = None) -> None:
     """The workflow on the benchmark, once per training seed, in ``out/seed<k>/``, each model
     with the settings :func:`choose` chose for it on the training videos, if any."""
     from wtal.settings import merge_settings
@@ -467,13 +467,25 @@ def run(out: Path, seeds: Sequence[int], models: Sequence[str], cores: int,
         overrides = {"models": {m: {"datasets": {DATASET: merge_settings(
             chosen_override(out, m), {"train": {"seed": seed}})}} for m in models}}
         (workdir / "seed.yaml").write_text(json.dumps(overrides))
-        wanted = [f"results/{DATASET}/{m}/{t}" for m in models for t in targets]
-        cmd = ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
-               "--cores", str(cores), "--quiet", "reason", "--configfile", str(out / "config.yaml"),
-               str(workdir / "seed.yaml"), "--", *wanted]
+        cmd = snakemake_command(out, workdir, models, cores, targets, threads_per_job)
         env = dict(os.environ, PYTHONPATH=f"{REPO}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
         print(" ".join(cmd), flush=True)
         subprocess.run(cmd, check=True, env=env, cwd=workdir)
+
+
+def snakemake_command(out: Path, workdir: Path, models: Sequence[str], cores: int,
+                      targets: Sequence[str], threads_per_job: int | None = None) -> list[str]:
+    """The Snakemake command :func:`run` runs in ``workdir`` (one training seed).
+
+    ``threads_per_job``: the torch threads of each train and ablation job (the rules ask for
+    2); 1 with ``cores`` 2 runs two models' trainings or ablation tables side by side, which
+    on 2 cores finishes sooner than one after the other with 2 threads each."""
+    wanted = [f"results/{DATASET}/{m}/{t}" for m in models for t in targets]
+    threads = ([] if threads_per_job is None else
+               ["--set-threads", f"train={threads_per_job}", f"ablation={threads_per_job}"])
+    return ["snakemake", "-s", str(REPO / "Snakefile"), "--directory", str(workdir),
+            "--cores", str(cores), *threads, "--quiet", "reason", "--configfile",
+            str(out / "config.yaml"), str(workdir / "seed.yaml"), "--", *wanted]
 
 
 #: Settings the papers leave open, chosen on the benchmark's training videos by
@@ -594,6 +606,9 @@ def main(argv: Sequence[str] | None = None) -> None:
                     help="also each model's ablation table (results/.../ablation.md)")
     rn.add_argument("--only-ablation", action="store_true",
                     help="each model's ablation table alone, without its map.json")
+    rn.add_argument("--threads-per-job", type=int, default=None,
+                    help="torch threads of each train / ablation job (1 with --cores 2: two "
+                         "jobs side by side)")
     ch = sub.add_parser("choose", help="a setting the paper leaves open (CHOICES), by "
                         "cross-validation on the training videos")
     ch.add_argument("out")
@@ -610,7 +625,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     elif args.cmd == "run":
         targets = (("ablation.md",) if args.only_ablation
                    else ("map.json", "ablation.md") if args.ablation else ("map.json",))
-        run(out, args.seeds, args.models, args.cores, targets)
+        run(out, args.seeds, args.models, args.cores, targets, args.threads_per_job)
         print(table(out, args.models))
     elif args.cmd == "choose":
         import logging

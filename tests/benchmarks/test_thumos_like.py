@@ -132,6 +132,21 @@ def test_choices_are_settings_overrides_and_chosen_ones_are_applied(bench, tmp_p
         bench.choose(tmp_path, "cas_baseline")
 
 
+def test_run_command_targets_and_threads(bench, tmp_path) -> None:
+    """``run --only-ablation --threads-per-job 1``: the tables alone, each job on one thread."""
+    cmd = bench.snakemake_command(tmp_path, tmp_path / "seed0", ["ecm", "assg"], 2,
+                                  ("ablation.md",), 1)
+    wanted = cmd[cmd.index("--") + 1:]
+    assert wanted == ["results/thumos_like/ecm/ablation.md",
+                      "results/thumos_like/assg/ablation.md"]
+    i = cmd.index("--set-threads")
+    assert cmd[i + 1: i + 3] == ["train=1", "ablation=1"]
+    assert cmd[cmd.index("--cores") + 1] == "2"
+    plain = bench.snakemake_command(tmp_path, tmp_path / "seed0", ["ecm"], 2, ("map.json",))
+    assert "--set-threads" not in plain
+    assert plain[-1] == "results/thumos_like/ecm/map.json"
+
+
 def test_trimmed_clips_for_knowledge_transfer(bench, made, tmp_path) -> None:
     """``trimmed_groups``: UCF101-like clips in UCF101's folder layout, all action (the class's
     whole direction on every row), indexed as the dataset's trimmed split; the untrimmed videos
