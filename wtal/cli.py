@@ -61,24 +61,44 @@ def _model_block(
     path: str | None,
     dataset: str | None,
     user: dict[str, Any] | None = None,
-    configfile: str | None = None,
+    configfiles: Sequence[str] = (),
 ) -> dict[str, Any]:
     """A model's settings resolved as the workflow resolves them
-    (:func:`wtal.settings.resolve_model_settings`: the file, its block for ``dataset``, the
-    overrides of a workflow ``configfile`` for this model (its ``models: {<name>: ...}``
-    entry), then ``user``'s, validated with the schema's defaults); without a file, the
-    defaults and ``user``'s."""
+    (:func:`wtal.settings.resolve_model_settings`: the file, its block for ``dataset`` — for
+    the dataset's ``model_settings`` when it names another, as a bring-your-own-features
+    THUMOS14 does —, the overrides of the workflow ``configfiles`` for this model (their
+    ``models: {<name>: ...}`` entries, later files winning as with snakemake), then ``user``'s,
+    validated with the schema's defaults); without a file, the defaults and ``user``'s."""
     from wtal.settings import merge_settings, read_yaml, resolve_model_settings, validate
 
     if path is None:
         return validate(merge_settings({"name": "command-line"}, user), "model.schema.yaml",
                         "command-line settings")
-    overrides: dict[str, Any] = {}
-    if configfile is not None:
-        overrides = dict((read_yaml(configfile).get("models") or {}).get(Path(path).stem) or {})
+    config: dict[str, Any] = {}
+    for configfile in configfiles:
+        config = merge_settings(config, read_yaml(configfile))
+    overrides = dict((config.get("models") or {}).get(Path(path).stem) or {})
     if user:
         overrides = merge_settings(overrides, {"datasets": {dataset: user}} if dataset else user)
-    return resolve_model_settings(path, dataset, overrides)
+    return resolve_model_settings(path, dataset, overrides,
+                                  settings_of=_settings_of(path, dataset, config))
+
+
+def _settings_of(path: str, dataset: str | None, config: dict[str, Any]) -> str | None:
+    """The ``model_settings`` of ``dataset`` (whose per-dataset model block applies), as the
+    workflow reads it: the dataset's entry in the workflow config, else the shipped dataset
+    file beside the model files (``pipeline/config/datasets/<dataset>.yaml``)."""
+    from wtal.settings import read_yaml
+
+    if dataset is None:
+        return None
+    entry = (config.get("datasets") or {}).get(dataset) or {}
+    if "model_settings" in entry:
+        return entry["model_settings"]
+    shipped = Path(path).resolve().parents[1] / "datasets" / f"{dataset}.yaml"
+    if shipped.is_file():
+        return (read_yaml(shipped) or {}).get("model_settings")
+    return None
 
 
 def cmd_synth_demo(args: argparse.Namespace) -> None:
@@ -210,11 +230,18 @@ def cmd_infer(args: argparse.Namespace) -> None:
 def cmd_ablate(args: argparse.Namespace) -> None:
     from wtal.ablation import ablation_table, run_ablation
 
-    block = _model_block(args.config, args.dataset)
+    block = _model_block(args.config, args.dataset, configfiles=args.configfile)
+    variants = block["ablations"]
+    if args.variants:
+        unknown = [name for name in args.variants if name not in variants]
+        if unknown:
+            raise ValueError(f"{args.config}: no ablation variant(s) {unknown}; its "
+                             f"'ablations:' block lists {list(variants)}")
+        variants = {name: v for name, v in variants.items() if name in args.variants}
     out = Path(args.out)
     report = run_ablation(
         args.index, args.train, args.test, args.gt, out, out.with_suffix(".json"),
-        model=args.model, settings=block, variants=block["ablations"],
+        model=args.model, settings=block, variants=variants,
         evaluation={"subset": args.subset, "tiou": args.tiou, "protocol": args.protocol},
         trimmed_paths=args.trimmed, dataset=args.dataset, device=args.device,
         threads=args.threads)
@@ -435,8 +462,10 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--features", nargs="+", required=True, help="feature .npy files")
         p.add_argument("--config", help="a pipeline/config/models/*.yaml")
         p.add_argument("--dataset", help="apply the config's block for this dataset")
-        p.add_argument("--configfile", help="a workflow config whose models: entry for this "
-                       "model applies (as snakemake --configfile does)")
+        p.add_argument("--configfile", nargs="+", default=[],
+                       help="workflow configs whose models: entries for this model apply, and "
+                       "whose datasets: entry gives --dataset's model_settings (as snakemake "
+                       "--configfile does; later files win)")
         p.add_argument("--set", nargs="*", default=[],
                        help="settings as KEY=VALUE (model.KEY for the model's own infer knobs)")
         p.add_argument("--device", default="auto")
@@ -468,6 +497,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--subset", default="test", help="ground-truth subset to evaluate")
     p.add_argument("--protocol", default="anet", choices=["anet", "thumos14"])
     p.add_argument("--tiou", type=float, nargs="+", default=[0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7])
+    p.add_argument("--configfile", nargs="+", default=[],
+                   help="workflow configs whose models: entries for this model apply, and whose "
+                   "datasets: entry gives --dataset's model_settings (later files win)")
+    p.add_argument("--variants", nargs="+", metavar="NAME",
+                   help="run only these variants of the table (in the table's order), e.g. to "
+                   "spread a long table over several machines")
     p.add_argument("--out", required=True, help="ablation.md to write (and .json beside it)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)

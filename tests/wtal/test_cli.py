@@ -96,3 +96,63 @@ def test_decode_by_hand_refuses_a_video_shorter_than_a_snippet(
     err = capsys.readouterr().err
     assert "tiny.mp4: 0.400 s long, 10 frame(s)" in err
     assert "known_bad.exclude" in err
+
+
+MODELS_DIR = Path(__file__).resolve().parents[2] / "pipeline" / "config" / "models"
+
+
+def test_a_configfile_datasets_model_settings_choose_the_per_dataset_block(
+        tmp_path: Path) -> None:
+    """A bring-your-own-features THUMOS14 (``model_settings: thumos14``) gets KT-MGFN's
+    THUMOS14 block by hand as in the workflow (it once got the defaults: joint training and
+    the default sampling); several configfiles merge, the later winning."""
+    from wtal.cli import _model_block
+    from wtal.settings import resolve_model_settings
+
+    kt = str(MODELS_DIR / "kt_mgfn.yaml")
+    mine = tmp_path / "mine.yaml"
+    mine.write_text("datasets:\n  mythumos: {model_settings: thumos14}\n"
+                    "models:\n  kt_mgfn: {args: {hidden: 64}}\n")
+    seed = tmp_path / "seed.yaml"
+    seed.write_text("models:\n  kt_mgfn:\n    datasets:\n      mythumos: {train: {seed: 3}}\n"
+                    "    args: {hidden: 32}\n")
+    block = _model_block(kt, "mythumos", configfiles=[str(mine), str(seed)])
+    assert block["args"]["joint"] is False  # kt_mgfn.yaml's thumos14 block
+    assert block["train"]["sampling"] == "sparse"
+    assert block["args"]["hidden"] == 32
+    assert block["train"]["seed"] == 3
+    workflow = resolve_model_settings(
+        kt, "mythumos",
+        {"args": {"hidden": 32}, "datasets": {"mythumos": {"train": {"seed": 3}}}},
+        settings_of="thumos14")
+    assert block == workflow
+    plain = _model_block(kt, "mythumos")  # no config naming it: the defaults
+    assert plain["args"]["joint"] is True
+    # a shipped dataset name reads its own file's model_settings (null: its own block)
+    assert _model_block(kt, "thumos14")["args"]["joint"] is False
+
+
+def test_ablate_runs_the_named_variants_in_table_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    import wtal.ablation
+
+    seen: dict = {}
+
+    def fake_run_ablation(*args, variants, **kwargs):
+        seen.update(variants=list(variants), settings=kwargs["settings"])
+        return {"model": "ecm", "dataset": None, "protocol": "anet", "subset": "test",
+                "variants": []}
+
+    monkeypatch.setattr(wtal.ablation, "run_ablation", fake_run_ablation)
+    monkeypatch.setattr(wtal.ablation, "ablation_table", lambda report: "table\n")
+    common = ["ablate", "--index", "i.json", "--gt", "g.json", "--train", "a.npy", "--test",
+              "b.npy", "--model", "ecm", "--config", str(MODELS_DIR / "ecm.yaml"),
+              "--out", str(tmp_path / "ablation.md")]
+    assert main([*common, "--variants", "ECM", "Pre-Cls"]) == 0
+    assert seen["variants"] == ["Pre-Cls", "ECM"]  # the table's order, not the command's
+    assert main([*common, "--variants", "ECM", "Post-CIs"]) == 2
+    err = capsys.readouterr().err
+    assert "Post-CIs" in err
+    assert "ecm.yaml" in err
+    assert "Post-Cls" in err
