@@ -164,7 +164,7 @@ def run_ablation(
             "shares_training_with": shared_with,
             "final_loss": log["loss"][-1],
             "pretrain": log.get("pretrain"),
-            "knowledge_transfer_off": transfer_missing(log.get("pretrain")),
+            "knowledge_transfer_off": transfer_missing(log),
             "settings": values,
         }
         write_json(row_path, row)
@@ -215,22 +215,17 @@ def training_key(values: Mapping[str, Any]) -> str:
     return _json({"args": values.get("args", {}), "train": values.get("train", {})})
 
 
-def transfer_missing(pretrain: Any) -> str | None:
+def transfer_missing(train_log: Mapping[str, Any]) -> str | None:
     """Why a variant trained without the knowledge transfer its settings ask for, or None.
 
-    KT-MGFN's KTM and TSRNet's L_KT log ``{"ktm" | "kt": "off: <reason>"}`` under
-    ``pretrain`` when they are on in the arguments but cannot run (the dataset has no trimmed
-    clips, or none shares a class with the training videos); a variant switched off in its
-    arguments (``"off: switched off ..."``) asked for nothing, so it gets None. Such a row is
-    the model without its transfer and the table must say so (issue 18: a result without the
-    paper's transfer is never to be read as the paper's method)."""
-    if not isinstance(pretrain, Mapping):
-        return None
-    for key in ("ktm", "kt"):
-        state = pretrain.get(key)
-        if isinstance(state, str) and state.startswith("off") and "switched off" not in state:
-            return state.removeprefix("off:").strip()
-    return None
+    The model's ``pretrain`` says so (:attr:`wtal.models.base.Pretrained.transfer_missing`,
+    recorded in ``train.json``): KT-MGFN's KTM and TSRNet's L_KT when they are on in the
+    arguments but cannot run (the dataset has no trimmed clips, or none shares a class with the
+    training videos). A variant that switches the transfer off asked for nothing and gets None.
+    Such a row is the model without its transfer and the table must say so (issue 18: a result
+    without the paper's transfer is never to be read as the paper's method)."""
+    reason = train_log.get("transfer_missing")
+    return str(reason) if reason else None
 
 
 def _frame_accuracy(

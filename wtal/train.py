@@ -250,6 +250,7 @@ def train(
         "pretrain": pretrained.log,
         "n_trimmed": 0 if trimmed is None else len(trimmed[0]),
         "used_trimmed": pretrained.used_trimmed,
+        "transfer_missing": pretrained.transfer_missing,
         "seconds": time.time() - t0,
         "device": str(dev),
         "code_version": wtal.__version__,

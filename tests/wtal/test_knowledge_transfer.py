@@ -78,8 +78,9 @@ def test_summary_marks_the_rows_without_knowledge_transfer(tmp_path: Path) -> No
     assert any(" | paper | " in ln for ln in lines[1:])
 
 
-def _pretrain_log(model: str, **args: object) -> object:
-    """The pretraining log of a tiny ``model`` trained on two videos without trimmed clips."""
+def _pretrain_log(model: str, **args: object) -> dict:
+    """What ``train.json`` records of the pretraining of a tiny ``model`` on two videos
+    without trimmed clips (``pretrain``, ``transfer_missing``)."""
     import numpy as np
     import torch
 
@@ -95,10 +96,11 @@ def _pretrain_log(model: str, **args: object) -> object:
         common |= {"hidden": 8, "brm_hidden": 4, "anchor_scales": (1, 2)}
     net = build_model(model, **common, **args)
     rng = np.random.default_rng(0)
-    return net.pretrain(PretrainInputs(
+    done = net.pretrain(PretrainInputs(
         videos=[rng.standard_normal((6, 8)).astype(np.float32) for _ in range(2)],
         labels=np.eye(2, dtype=np.float32), trimmed=None, settings=TrainSettings(epochs=1),
-        rng=rng, device=torch.device("cpu"))).log
+        rng=rng, device=torch.device("cpu")))
+    return {"pretrain": done.log, "transfer_missing": done.transfer_missing}
 
 
 def test_ablation_rows_that_asked_for_a_transfer_they_did_not_get_are_marked() -> None:
@@ -114,8 +116,8 @@ def test_ablation_rows_that_asked_for_a_transfer_they_did_not_get_are_marked() -
     for model in missing:
         assert transfer_missing(missing[model]) == "the dataset has no trimmed clips", model
         assert transfer_missing(asked_nothing[model]) is None, model
-    assert transfer_missing({"ktm": "on", "trimmed_clips": 5}) is None
-    assert transfer_missing("none") is None
+    assert transfer_missing({"pretrain": {"ktm": "on"}, "transfer_missing": None}) is None
+    assert transfer_missing({"pretrain": "none: the model has no pretrain stage"}) is None
 
     def row(name: str, pretrain: object) -> dict:
         return {"variant": name, "overrides": {}, "tiou": [0.5], "mAP": [0.25],

@@ -321,6 +321,7 @@ def test_pretrain_without_trimmed_clips_switches_the_ktm_off(
     record = pretrained.log
     _, parts = net.loss(net(x, mask), labels, mask, epoch=0, reference=pretrained.reference)
     assert record == {"ktm": "off: the dataset has no trimmed clips"}
+    assert pretrained.transfer_missing == "the dataset has no trimmed clips"
     assert pretrained.reference is None
     assert parts["kt_on"] == 0.0
     assert parts["total"] == pytest.approx(parts["cls"], rel=1e-6)
@@ -340,8 +341,9 @@ def test_pretrain_without_trimmed_clips_switches_the_ktm_off(
     unshared = small().pretrain(PretrainInputs(
         videos=feats, labels=only_c2,
         trimmed=([c for c, k in zip(clips, keep, strict=True) if k], clip_labels[keep]),
-        **kwargs)).log
-    assert unshared["ktm"] == "off: no class of the trimmed clips has training videos"
+        **kwargs))
+    assert unshared.log["ktm"] == "off: no class of the trimmed clips has training videos"
+    assert unshared.transfer_missing == "no class of the trimmed clips has training videos"
     # switched off in the arguments: said in the record, no warning
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="wtal.models.kt_mgfn"):
@@ -753,6 +755,7 @@ def test_generic_training_loop_runs_the_model(tmp_path: Path) -> None:
     assert parts["brm_on"] == [0.0, 0.0, 1.0]
     assert parts["kt_on"] == [0.0, 0.0, 0.0]  # no trimmed videos: recorded as off
     assert record["pretrain"] == {"ktm": "off: the dataset has no trimmed clips"}
+    assert record["transfer_missing"] == "the dataset has no trimmed clips"
     assert len(log["loss"]) == 3
     sub = infer(tmp_path / "m.pt", paths[:2], tmp_path / "det.json", tmp_path / "cas",
                 settings=InferSettings(), device="cpu")

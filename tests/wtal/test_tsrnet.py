@@ -322,16 +322,18 @@ def test_pretrain_off_by_switch_or_without_shared_class(trimmed_data) -> None:
     feats, labels, clips, clip_labels = trimmed_data
     settings = TrainSettings(epochs=1)
     net = small(knowledge_transfer=False)
-    log = net.pretrain(PretrainInputs(
+    done = net.pretrain(PretrainInputs(
         videos=feats, labels=labels, trimmed=(clips, clip_labels), settings=settings,
-        rng=np.random.default_rng(0), device=torch.device("cpu"))).log
-    assert log["kt"].startswith("off: switched off")
+        rng=np.random.default_rng(0), device=torch.device("cpu")))
+    assert done.log["kt"].startswith("off: switched off")
+    assert done.transfer_missing is None  # asked for nothing
     net = small()
     only_class_0 = np.eye(3, dtype=np.float32)[[0] * len(feats)]
-    log = net.pretrain(PretrainInputs(
+    done = net.pretrain(PretrainInputs(
         videos=feats, labels=only_class_0, trimmed=(clips[1:3], clip_labels[1:3]),
-        settings=settings, rng=np.random.default_rng(0), device=torch.device("cpu"))).log
-    assert log["kt"].startswith("off: no trimmed clip shares a class")
+        settings=settings, rng=np.random.default_rng(0), device=torch.device("cpu")))
+    assert done.log["kt"].startswith("off: no trimmed clip shares a class")
+    assert done.transfer_missing.startswith("no trimmed clip shares a class")
 
 
 # --------------------------------------------------------------------------------------------

@@ -126,6 +126,10 @@ class Pretrained:
     log: dict[str, Any] | str  # recorded in train.json under "pretrain"
     reference: Any = None  # given to every loss() call as ``reference`` (e.g. trimmed reps)
     used_trimmed: bool = False  # whether the trimmed clips were learnt from
+    #: why the knowledge transfer that the model's arguments ask for could not run (no trimmed
+    #: clips, none sharing a class), or None: it ran, or the arguments switch it off. Recorded
+    #: in ``train.json`` (``transfer_missing``); ablation tables mark such rows.
+    transfer_missing: str | None = None
 
 
 def full_mask(x: Tensor, mask: Tensor | None) -> Tensor:

@@ -768,7 +768,7 @@ class KTMGFN(Localizer):
             reason = "off: the dataset has no trimmed clips"
             logger.warning("kt_mgfn: the dataset has no trimmed clips, so the knowledge transfer "
                            "module (KTM) is off (train.json records it under 'pretrain')")
-            return Pretrained(log={"ktm": reason})
+            return Pretrained(log={"ktm": reason}, transfer_missing=reason.removeprefix("off: "))
         clips = [np.asarray(clips[j], np.float32) for j in keep]
         clip_labels = clip_labels[keep]
         if clip_labels.shape[1] != self.num_classes:
@@ -779,8 +779,9 @@ class KTMGFN(Localizer):
         if shared == 0:
             logger.warning("kt_mgfn: no class of the trimmed clips has training videos, so the "
                            "knowledge transfer module (KTM) is off")
-            return Pretrained(log={"ktm": "off: no class of the trimmed clips has training videos",
-                                   "trimmed_clips": len(clips)})
+            reason = "no class of the trimmed clips has training videos"
+            return Pretrained(log={"ktm": f"off: {reason}", "trimmed_clips": len(clips)},
+                              transfer_missing=reason)
         t0 = time.time()
         lr = self.trimmed_lr if self.trimmed_lr is not None else float(settings.lr)
         batch = (self.trimmed_batch_size if self.trimmed_batch_size is not None

@@ -620,15 +620,16 @@ class TSRNet(Localizer):
                            "(L_KT, Eq. 6-8)%s is off; training with L_SA alone",
                            " and the overlap pretraining (table 4)" if self.overlap_pretrain
                            else "")
-            return Pretrained(log={"kt": "off: the dataset has no trimmed clips"})
+            reason = "the dataset has no trimmed clips"
+            return Pretrained(log={"kt": f"off: {reason}"}, transfer_missing=reason)
         clips, clip_labels = trimmed
         clip_labels = np.asarray(clip_labels, dtype=np.float32)
         shared = (clip_labels.sum(axis=0) > 0) & (np.asarray(labels).sum(axis=0) > 0)
         if not shared.any():
             logger.warning("tsrnet: no trimmed clip shares a class with the training videos, so "
                            "the knowledge transfer (L_KT) is off")
-            return Pretrained(log={"kt": "off: no trimmed clip shares a class with the "
-                                           "training videos"})
+            reason = "no trimmed clip shares a class with the training videos"
+            return Pretrained(log={"kt": f"off: {reason}"}, transfer_missing=reason)
         clip_settings = trimmed_schedule(settings, n_videos=len(videos), n_clips=len(clips),
                                          epochs=self.trimmed_epochs)
         epochs = clip_settings.epochs
