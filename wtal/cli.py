@@ -176,21 +176,25 @@ def cmd_features_compare(args: argparse.Namespace) -> None:
 
 
 def cmd_import_features(args: argparse.Namespace) -> None:
-    from wtal.byof import import_features, unpack_joint
-    from wtal.datasets import load_index, videos_of_split
+    from wtal.byof import import_features, import_split, unpack_joint
+    from wtal.datasets import load_index
 
     index = load_index(args.index)
     if args.unpack_joint:
         joint, annotations = args.unpack_joint
         print(f"unpacked {unpack_joint(joint, annotations, args.unpacked)} videos "
               f"into {args.unpacked}")
-    if args.split:
-        videos = videos_of_split(index, args.split)
-        if not videos:
-            raise SystemExit(f"wtal: {args.index}: no videos in split {args.split!r}")
-    else:
-        videos = args.videos or sorted(v for v, r in index["videos"].items() if "features" in r)
     streams = index.get("streams")
+    if args.split:  # the workflow's import_split stage
+        try:
+            paths = import_split(index, args.split, args.out_dir,
+                                 snippet_seconds=index["snippet_seconds"], streams=streams,
+                                 unpacked=args.unpacked)
+        except ValueError as err:
+            raise ValueError(f"{args.index}: {err}") from err
+        print(f"{args.out_dir}: the {len(paths)} videos of split {args.split}")
+        return
+    videos = args.videos or sorted(v for v, r in index["videos"].items() if "features" in r)
     for video in videos:
         if video not in index["videos"]:
             raise SystemExit(f"wtal: {args.index}: no video {video!r}")
