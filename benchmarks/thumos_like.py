@@ -52,6 +52,7 @@ Usage::
     python benchmarks/thumos_like.py choose OUT assg         # ASSG's level, training videos only
     python benchmarks/thumos_like.py choose OUT tsrnet       # TSRNet's β, training videos only
     python benchmarks/thumos_like.py table OUT               # OUT/results.md (mean ± sd)
+    python benchmarks/thumos_like.py where OUT A=RUN_A B=RUN_B  # CAS and detections by part
 """
 
 from __future__ import annotations
@@ -286,6 +287,113 @@ def render(video: Video, spec: Spec, dirs: dict[str, dict[str, np.ndarray]],
     burst = (rng.random(rows) < spec.camera_motion) & (inside == 0)
     x[:, d:] += spec.motion * burst[:, None] * motion[None, :]
     return x.astype(np.float32)
+
+
+#: Region codes of :func:`regions`, per snippet.
+CUTAWAY, SCENE, WHOLE, CORE, AMBIGUOUS = 0, 1, 2, 3, 4
+REGION_NAMES = {CORE: "core", WHOLE: "whole", SCENE: "scene background",
+                CUTAWAY: "cut-away background"}
+
+
+def _replay_regions(video: Video, spec: Spec,
+                    rng: np.random.Generator) -> tuple[np.ndarray, dict[str, Any]]:
+    """What :func:`render` will plant in each snippet of ``video`` (codes above), drawn from a
+    copy of ``rng`` with the same draws in the same order (``rng`` itself is not advanced),
+    and the copy's state after them (render's must be the same)."""
+    r = np.random.Generator(type(rng.bit_generator)())
+    r.bit_generator.state = rng.bit_generator.state
+    d = spec.dim
+    rows = max(1, round(video.duration / SNIPPET_SECONDS))
+    r.normal(size=(rows, 2 * d))
+    shot = np.ones(rows)
+    t = 0
+    while t < rows:
+        length = int(r.integers(8, 40))
+        if r.random() < spec.cutaway:
+            shot[t:t + length] = 0.0
+        t += length
+    r.uniform(*spec.context)
+    code = np.where(shot > 0, SCENE, CUTAWAY).astype(np.int8)
+    for s, e in video.ambiguous:
+        code[_coverage(rows, s, e) >= 0.5] = AMBIGUOUS
+    for ann in video.annotations:
+        if ann["label"] == "Diving" and any(
+                a["label"] == "CliffDiving" and a["segment"] == ann["segment"]
+                for a in video.annotations):
+            continue
+        s, e = ann["segment"]
+        code[_coverage(rows, s, e) >= 0.5] = WHOLE
+        core_len = min(max(SNIPPET_SECONDS, spec.core_fraction * (e - s)), e - s)
+        cs = s + r.uniform(0.0, (e - s) - core_len)
+        code[_coverage(rows, cs, cs + core_len) >= 0.5] = CORE
+    r.random(rows)
+    return code, r.bit_generator.state
+
+
+def regions(spec: Spec) -> dict[str, np.ndarray]:
+    """Per video of the benchmark made with ``spec``, the part planted in each snippet
+    (:data:`CUTAWAY`, :data:`SCENE` background, :data:`WHOLE` or :data:`CORE` of an action,
+    :data:`AMBIGUOUS`; a snippet counts as a part when the part covers half of it), replayed
+    from the data seed as :func:`make` draws it (checked draw for draw). For diagnoses: where a
+    model's CAS is high and where its detections lie."""
+    rng = np.random.default_rng(spec.seed)
+    dirs = directions(spec, rng)
+    out = {}
+    for subset, n in (("validation", spec.n_train), ("test", spec.n_test)):
+        for i in range(n):
+            name = f"video_{subset}_{i + 1:07d}"
+            video = layout_video(rng, spec, name, subset)
+            out[name], after = _replay_regions(video, spec, rng)
+            render(video, spec, dirs, rng)
+            if after != rng.bit_generator.state:
+                raise RuntimeError(f"{name}: the replay of render's draws went out of step")
+    return out
+
+
+def where(out: Path, runs: dict[str, Path], *, top: int = 15) -> str:
+    """Where each run's CAS is high and where its detections lie, on the test videos, by the
+    planted parts (:func:`regions`): a diagnosis of a trained model, not a setting.
+
+    ``runs``: label → folder with ``detections.json`` and ``cas/<video>.npy`` (the infer
+    stage's outputs). Per run: the mean CAS of each video's labelled classes in each part
+    (averaged over videos), and of each test video's ``top`` best detections the median
+    length and the share of their snippets in action, scene background and cut-away
+    background."""
+    spec = Spec(**json.loads((out / "spec.json").read_text()))
+    parts = regions(spec)
+    gt = json.loads((out / "annotations.json").read_text())["database"]
+    lines = [f"| run | CAS: core | whole | scene bg | cut-away bg | top-{top}: median s "
+             "| in action | in scene bg | in cut-away bg |", "|---" * 9 + "|"]
+    for label, folder in runs.items():
+        submission = json.loads((folder / "detections.json").read_text())
+        det = submission["results"]
+        names = sorted(n for n in det if gt[n]["subset"] == "test")
+        order = list(next(iter(submission["video_scores"].values())))  # the CAS's columns
+        cas_means = {k: [] for k in REGION_NAMES}
+        lengths, shares = [], np.zeros(3)
+        for name in names:
+            code = parts[name]
+            cas = np.load(folder / "cas" / f"{name}.npy")  # (T, C)
+            labels = sorted({a["label"] for a in gt[name]["annotations"]} - {"Ambiguous"})
+            cols = [order.index(c) for c in labels]
+            score = cas[: len(code), cols].max(axis=1)
+            for k in REGION_NAMES:
+                if (code[: len(score)] == k).any():
+                    cas_means[k].append(float(score[code[: len(score)] == k].mean()))
+            best = sorted(det[name], key=lambda d: -d["score"])[:top]
+            for d in best:
+                s, e = d["segment"]
+                lengths.append(e - s)
+                idx = np.arange(int(s / SNIPPET_SECONDS), max(int(s / SNIPPET_SECONDS) + 1,
+                                                            math.ceil(e / SNIPPET_SECONDS)))
+                c = code[idx[idx < len(code)]]
+                shares += [np.isin(c, (WHOLE, CORE)).sum(), (c == SCENE).sum(),
+                           (c == CUTAWAY).sum()]
+        shares = 100 * shares / max(shares.sum(), 1)
+        cells = [f"{np.mean(cas_means[k]):.3f}" for k in (CORE, WHOLE, SCENE, CUTAWAY)]
+        cells += [f"{np.median(lengths):.1f}"] + [f"{v:.0f} %" for v in shares]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def make_trimmed(out: Path, spec: Spec, dirs: dict[str, dict[str, np.ndarray]]) -> int:
@@ -616,6 +724,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     ch.add_argument("--folds", type=int, default=2)
     tb = sub.add_parser("table", help="results.md: mean ± sd over the seeds")
     tb.add_argument("out")
+    wh = sub.add_parser("where", help="where trained models' CAS is high and their detections "
+                        "lie, by the planted parts of the test videos (a diagnosis)")
+    wh.add_argument("out")
+    wh.add_argument("runs", nargs="+", metavar="LABEL=FOLDER",
+                    help="a folder with the infer stage's detections.json and cas/")
+    wh.add_argument("--top", type=int, default=15, help="best detections per video")
     args = p.parse_args(argv)
     out = Path(args.out)
     if args.cmd == "make":
@@ -633,6 +747,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
         chosen = choose(out, args.model, folds=args.folds)
         print(json.dumps({"best": chosen["best"], "mean": chosen["mean"]}, indent=1))
+    elif args.cmd == "where":
+        runs = dict(r.split("=", 1) for r in args.runs)
+        print(where(out, {k: Path(v) for k, v in runs.items()}, top=args.top), end="")
     else:
         print(table(out))
 

@@ -187,3 +187,61 @@ def test_trimmed_clips_for_knowledge_transfer(bench, made, tmp_path) -> None:
     assert all(r["labels"] == [r["ucf101_class"]] for r in trimmed.values())
     assert "trimmed" not in yaml.safe_load((out0 / "config.yaml").read_text())["datasets"][
         bench.DATASET]
+
+
+def test_regions_replay_what_make_planted(bench, made) -> None:
+    """The parts replayed from the data seed are those in the features: the class's core
+    direction is strong on core snippets only, the scene context absent from cut-aways."""
+    out, spec, _ = made
+    parts = bench.regions(spec)
+    db = json.loads((out / "annotations.json").read_text())["database"]
+    assert set(parts) == set(db)
+    dirs = bench.directions(spec, np.random.default_rng(spec.seed))
+    core, context = {k: [] for k in range(5)}, {k: [] for k in range(5)}
+    for name, entry in db.items():
+        x = np.load(out / "features" / f"{name}.npy")
+        code = parts[name]
+        assert code.shape == (len(x),)
+        labels = [a["label"] for a in entry["annotations"] if a["label"] != "Ambiguous"]
+        if not labels:
+            continue
+        c = np.max([x @ dirs[lab]["core"] for lab in set(labels)], axis=0)
+        ctx = np.max([x[:, :spec.dim] @ dirs[lab]["context"] for lab in set(labels)], axis=0)
+        for k in range(5):
+            core[k] += list(c[code == k])
+            context[k] += list(ctx[code == k])
+    assert np.mean(core[bench.CORE]) > 1.0
+    for k in (bench.WHOLE, bench.SCENE, bench.CUTAWAY):
+        assert np.mean(core[k]) < 0.5 * np.mean(core[bench.CORE])
+    assert np.mean(context[bench.SCENE]) > 0.4
+    assert abs(np.mean(context[bench.CUTAWAY])) < 0.2
+
+
+def test_where_reads_cas_and_detections_by_part(bench, made, tmp_path) -> None:
+    """A run whose CAS is 1 on the labelled classes' cores and whose detections are the test
+    instances: CAS 1 on cores, 0 elsewhere, every detection snippet in an action."""
+    out, spec, _ = made
+    parts = bench.regions(spec)
+    db = json.loads((out / "annotations.json").read_text())["database"]
+    run = tmp_path / "run"
+    (run / "cas").mkdir(parents=True)
+    results, scores = {}, {}
+    for name, entry in db.items():
+        if entry["subset"] != "test":
+            continue
+        cas = np.zeros((len(parts[name]), len(bench.CLASSES)), np.float32)
+        labels = {a["label"] for a in entry["annotations"]} - {"Ambiguous"}
+        for lab in labels:
+            cas[parts[name] == bench.CORE, bench.CLASSES.index(lab)] = 1.0
+        np.save(run / "cas" / f"{name}.npy", cas)
+        results[name] = [{"label": a["label"], "segment": a["segment"], "score": 1.0}
+                         for a in entry["annotations"] if a["label"] != "Ambiguous"]
+        scores[name] = {c: 0.0 for c in bench.CLASSES}
+    (run / "detections.json").write_text(json.dumps({"results": results,
+                                                     "video_scores": scores}))
+    text = bench.where(out, {"planted": run})
+    row = next(line for line in text.splitlines() if line.startswith("| planted"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert cells[1:5] == ["1.000", "0.000", "0.000", "0.000"]
+    in_action = int(cells[6].rstrip(" %"))
+    assert in_action >= 90  # detections are the instances (edge snippets under half covered)
