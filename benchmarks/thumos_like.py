@@ -240,6 +240,27 @@ def _coverage(n_rows: int, start: float, end: float) -> np.ndarray:
     return np.clip(overlap / SNIPPET_SECONDS, 0.0, 1.0)
 
 
+def _scene_shots(rows: int, spec: Spec, rng: np.random.Generator) -> np.ndarray:
+    """1 on the snippets of scene shots, 0 on cut-aways (shots of 8-39 snippets), (T,)."""
+    shot = np.ones(rows)
+    t = 0
+    while t < rows:
+        length = int(rng.integers(8, 40))
+        if rng.random() < spec.cutaway:
+            shot[t:t + length] = 0.0
+        t += length
+    return shot
+
+
+def _rendered(video: Video) -> list[dict[str, Any]]:
+    """The annotations that are planted, in order: a Diving instance that repeats a
+    CliffDiving one is carried by the CliffDiving rendering."""
+    return [ann for ann in video.annotations
+            if not (ann["label"] == "Diving" and any(
+                a["label"] == "CliffDiving" and a["segment"] == ann["segment"]
+                for a in video.annotations))]
+
+
 def render(video: Video, spec: Spec, dirs: dict[str, dict[str, np.ndarray]],
            rng: np.random.Generator) -> np.ndarray:
     """The video's features, float32 (T, 2·dim), T = round(duration / 0.64)."""
@@ -255,22 +276,11 @@ def render(video: Video, spec: Spec, dirs: dict[str, dict[str, np.ndarray]],
     for ann in video.annotations:
         inside = np.maximum(inside, _coverage(rows, *ann["segment"]))
     # scene context on the RGB half, absent from cut-away shots of the background
-    shot = np.ones(rows)
-    t = 0
-    while t < rows:
-        length = int(rng.integers(8, 40))
-        if rng.random() < spec.cutaway:
-            shot[t:t + length] = 0.0
-        t += length
-    shot = np.maximum(shot, inside)
+    shot = np.maximum(_scene_shots(rows, spec, rng), inside)
     amp = rng.uniform(*spec.context)
     x[:, :d] += amp * shot[:, None] * dirs[video.scene]["context"][None, :]
     motion = dirs["_motion"]["flow"]
-    for ann in video.annotations:
-        if ann["label"] == "Diving" and any(
-                a["label"] == "CliffDiving" and a["segment"] == ann["segment"]
-                for a in video.annotations):
-            continue  # the CliffDiving rendering carries it
+    for ann in _rendered(video):
         s, e = ann["segment"]
         cover = _coverage(rows, s, e)[:, None]
         x += spec.whole * cover * dirs[ann["label"]]["whole"][None, :]
@@ -305,22 +315,12 @@ def _replay_regions(video: Video, spec: Spec,
     d = spec.dim
     rows = max(1, round(video.duration / SNIPPET_SECONDS))
     r.normal(size=(rows, 2 * d))
-    shot = np.ones(rows)
-    t = 0
-    while t < rows:
-        length = int(r.integers(8, 40))
-        if r.random() < spec.cutaway:
-            shot[t:t + length] = 0.0
-        t += length
+    shot = _scene_shots(rows, spec, r)
     r.uniform(*spec.context)
     code = np.where(shot > 0, SCENE, CUTAWAY).astype(np.int8)
     for s, e in video.ambiguous:
         code[_coverage(rows, s, e) >= 0.5] = AMBIGUOUS
-    for ann in video.annotations:
-        if ann["label"] == "Diving" and any(
-                a["label"] == "CliffDiving" and a["segment"] == ann["segment"]
-                for a in video.annotations):
-            continue
+    for ann in _rendered(video):
         s, e = ann["segment"]
         code[_coverage(rows, s, e) >= 0.5] = WHOLE
         core_len = min(max(SNIPPET_SECONDS, spec.core_fraction * (e - s)), e - s)
