@@ -95,7 +95,8 @@ def _settings_of(path: str, dataset: str | None, config: dict[str, Any]) -> str 
     entry = (config.get("datasets") or {}).get(dataset) or {}
     if "model_settings" in entry:
         return entry["model_settings"]
-    shipped = Path(path).resolve().parents[1] / "datasets" / f"{dataset}.yaml"
+    parents = Path(path).resolve().parents
+    shipped = parents[min(1, len(parents) - 1)] / "datasets" / f"{dataset}.yaml"
     if shipped.is_file():
         return (read_yaml(shipped) or {}).get("model_settings")
     return None
