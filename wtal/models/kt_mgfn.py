@@ -765,10 +765,10 @@ class KTMGFN(Localizer):
                               ) if trimmed is not None else ([], np.zeros((0, 0), np.float32))
         keep = [j for j, x in enumerate(clips) if len(x) > 0 and clip_labels[j].any()]
         if not keep:
-            reason = "off: the dataset has no trimmed clips"
+            reason = "the dataset has no trimmed clips"
             logger.warning("kt_mgfn: the dataset has no trimmed clips, so the knowledge transfer "
                            "module (KTM) is off (train.json records it under 'pretrain')")
-            return Pretrained(log={"ktm": reason}, transfer_missing=reason.removeprefix("off: "))
+            return Pretrained(log={"ktm": f"off: {reason}"}, transfer_missing=reason)
         clips = [np.asarray(clips[j], np.float32) for j in keep]
         clip_labels = clip_labels[keep]
         if clip_labels.shape[1] != self.num_classes:
