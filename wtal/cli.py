@@ -85,21 +85,21 @@ def _model_block(
 
 
 def _settings_of(path: str, dataset: str | None, config: dict[str, Any]) -> str | None:
-    """The ``model_settings`` of ``dataset`` (whose per-dataset model block applies), as the
-    workflow reads it: the dataset's entry in the workflow config, else the shipped dataset
-    file beside the model files (``pipeline/config/datasets/<dataset>.yaml``)."""
-    from wtal.settings import read_yaml
+    """The ``model_settings`` of ``dataset`` (whose per-dataset model block applies), read as
+    the workflow reads it (:func:`wtal.settings.resolve_dataset_settings`, validated): the
+    shipped dataset file beside the model files (``pipeline/config/datasets/<dataset>.yaml``)
+    and the dataset's entry in the workflow config; None when neither declares the dataset."""
+    from wtal.settings import resolve_dataset_settings
 
     if dataset is None:
         return None
-    entry = (config.get("datasets") or {}).get(dataset) or {}
-    if "model_settings" in entry:
-        return entry["model_settings"]
+    entry = (config.get("datasets") or {}).get(dataset)
     parents = Path(path).resolve().parents
     shipped = parents[min(1, len(parents) - 1)] / "datasets" / f"{dataset}.yaml"
-    if shipped.is_file():
-        return (read_yaml(shipped) or {}).get("model_settings")
-    return None
+    if entry is None and not shipped.is_file():
+        return None
+    settings = resolve_dataset_settings(dataset, shipped if shipped.is_file() else None, entry)
+    return settings["model_settings"]
 
 
 def cmd_synth_demo(args: argparse.Namespace) -> None:

@@ -111,7 +111,9 @@ def test_a_configfile_datasets_model_settings_choose_the_per_dataset_block(
 
     kt = str(MODELS_DIR / "kt_mgfn.yaml")
     mine = tmp_path / "mine.yaml"
-    mine.write_text("datasets:\n  mythumos: {model_settings: thumos14}\n"
+    mine.write_text("datasets:\n  mythumos: {model_settings: thumos14, features_dir: f,\n"
+                    "    annotations: a.json, snippet_seconds: 0.64, train_subset: validation,\n"
+                    "    test_subset: test}\n"
                     "models:\n  kt_mgfn: {args: {hidden: 64}}\n")
     seed = tmp_path / "seed.yaml"
     seed.write_text("models:\n  kt_mgfn:\n    datasets:\n      mythumos: {train: {seed: 3}}\n"
@@ -130,6 +132,11 @@ def test_a_configfile_datasets_model_settings_choose_the_per_dataset_block(
     assert plain["args"]["joint"] is True
     # a shipped dataset name reads its own file's model_settings (null: its own block)
     assert _model_block(kt, "thumos14")["args"]["joint"] is False
+    # the dataset entry is validated as the workflow validates it, and named when wrong
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("datasets:\n  mythumos: {model_settings: thumos14, features_dir: f}\n")
+    with pytest.raises(ValueError, match="mythumos"):
+        _model_block(kt, "mythumos", configfiles=[str(broken)])
 
 
 def test_ablate_runs_the_named_variants_in_table_order(
