@@ -95,11 +95,12 @@ def _settings_of(path: str, dataset: str | None, config: dict[str, Any]) -> str 
         return None
     entry = (config.get("datasets") or {}).get(dataset)
     parents = Path(path).resolve().parents
-    shipped = parents[min(1, len(parents) - 1)] / "datasets" / f"{dataset}.yaml"
-    if entry is None and not shipped.is_file():
+    shipped: Path | None = parents[min(1, len(parents) - 1)] / "datasets" / f"{dataset}.yaml"
+    if not shipped.is_file():
+        shipped = None
+    if entry is None and shipped is None:
         return None
-    settings = resolve_dataset_settings(dataset, shipped if shipped.is_file() else None, entry)
-    return settings["model_settings"]
+    return resolve_dataset_settings(dataset, shipped, entry)["model_settings"]
 
 
 def cmd_synth_demo(args: argparse.Namespace) -> None:
