@@ -30,6 +30,8 @@ from wtal.models.kt_mgfn import (
     decode_anchors,
     erase_mask,
     fuse_branches,
+    gaussian_kernel,
+    median_bandwidth,
     mmd2,
     outer_inner_contrast,
     select_anchors,
@@ -188,6 +190,37 @@ def test_mmd_is_zero_for_identical_samples_and_grows_with_a_shift() -> None:
     assert values[0] > 0
     assert all(a < b for a, b in itertools.pairwise(values))
     assert mmd2(t, t + 1.0).item() > 0  # median bandwidth
+
+
+def test_gaussian_kernel_equals_the_kernel_of_the_differences() -> None:
+    """The kernel's matrix-product distances are the definition's ‖a_i − b_j‖², at the scale
+    of trained embeddings (norms in the tens, on a shared offset, where the product's rounding
+    makes a point's squared distance to itself nonzero) with σ from a fixed 1 (small data) to
+    the median bandwidth, and on the diagonal of k(a, a)."""
+    g = torch.Generator().manual_seed(3)
+    small = torch.randn(9, 4, generator=g)
+    torch.testing.assert_close(gaussian_kernel(small, small.flip(0), sigma=1.0),
+                               torch.exp(-(small[:, None] - small.flip(0)[None]).pow(2).sum(-1)
+                                         / 2.0), atol=1e-6, rtol=1e-5)
+    a = torch.randn(40, 64, generator=g) * 6.0 + 30.0
+    b = torch.cat([a[:5], torch.randn(7, 64, generator=g) * 6.0 + 30.0])
+    for sigma in (15.0, median_bandwidth(a, b), torch.tensor(200.0)):
+        direct = torch.exp(-(a[:, None] - b[None]).pow(2).sum(-1) / (2 * sigma**2))
+        got = gaussian_kernel(a, b, sigma=sigma)
+        assert got.shape == (40, 12)
+        torch.testing.assert_close(got, direct, atol=1e-5, rtol=1e-4)
+        self_k = gaussian_kernel(a, a, sigma=sigma)
+        assert (self_k <= 1.0).all()
+        assert torch.diagonal(self_k).sub(1.0).abs().max() < 1e-4
+    # gradients flow to both arguments as through the definition
+    x = a[:6].clone().requires_grad_(True)
+    y = b[:4].clone().requires_grad_(True)
+    gaussian_kernel(x, y, sigma=20.0).sum().backward()
+    x2 = a[:6].clone().requires_grad_(True)
+    y2 = b[:4].clone().requires_grad_(True)
+    torch.exp(-(x2[:, None] - y2[None]).pow(2).sum(-1) / 800.0).sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad, atol=1e-5, rtol=1e-3)
+    torch.testing.assert_close(y.grad, y2.grad, atol=1e-5, rtol=1e-3)
 
 
 def test_mmd_matches_hand_computation() -> None:

@@ -534,12 +534,12 @@ def test_param_groups_per_stream_learning_rates() -> None:
     assert [g["lr"] for g in one.param_groups(0.1)] == pytest.approx([0.2])
 
 
-def planted_localisation(*, knowledge_transfer: bool) -> int:
+def planted_localisation(*, knowledge_transfer: bool, seed: int = 0) -> int:
     """Train on planted videos (noise with one 6-snippet action of a class direction) and the
     trimmed clips of the same actions; count the test videos whose best segment of their own
-    class overlaps the action with tIoU ≥ 0.5 (out of 6)."""
-    torch.manual_seed(0)
-    rng = np.random.default_rng(0)
+    class overlaps the action with tIoU ≥ 0.5 (out of 6). ``seed``: data and initialisation."""
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
     dim, classes, t = 8, 3, 24
 
     def action(c: int, n: int) -> np.ndarray:
@@ -593,13 +593,15 @@ def planted_localisation(*, knowledge_transfer: bool) -> int:
 @pytest.mark.slow
 def test_knowledge_transfer_localises_planted_actions() -> None:
     """With the trimmed clips the attention learns to pick the action (L_FC1 pulls the pooled
-    untrimmed features towards the trimmed ones); without them it does not on this data."""
-    with_kt = planted_localisation(knowledge_transfer=True)
-    without = planted_localisation(knowledge_transfer=False)
-    # 4 of 6 with the per-snippet sigmoid attention and mean-w̄ scores (0 without KT); the
-    # earlier softmax + min-max reading found 5 of 6 (0 without)
-    assert with_kt >= 4
-    assert with_kt > without
+    untrimmed features towards the trimmed ones); without them it does much less on this data.
+    Summed over four seeds (of 24 test videos): one seed's count moves by one or two with the
+    floating-point order (seeds 0-19 with KT: 1-6 each, mean 3.4 of 6 by either form of the
+    kernel; seeds 0-3 without KT: 0, 1, 4, 3)."""
+    with_kt = sum(planted_localisation(knowledge_transfer=True, seed=s) for s in range(4))
+    without = sum(planted_localisation(knowledge_transfer=False, seed=s) for s in range(4))
+    # 15 of 24 with KT (the per-snippet sigmoid attention and mean-w̄ scores), 8 without
+    assert with_kt >= 12
+    assert with_kt >= without + 4
 
 
 # --------------------------------------------------------------------------------------------
