@@ -25,6 +25,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -82,6 +83,7 @@ def run_ablation(
     dataset: str | None = None,
     device: str = "auto",
     threads: int | None = None,
+    keep_dir: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Ablation stage: write the comparison table ``table_out`` and ``json_out``.
 
@@ -100,6 +102,14 @@ def run_ablation(
         dataset: recorded in the outputs.
         device: ``auto``, ``cpu`` or ``cuda``.
         threads: torch CPU threads.
+        keep_dir: also keep, for a diagnosis of the rows, each variant's trained model and
+            outputs in ``keep_dir/<variant>/`` (:func:`variant_folder`): ``model.pt`` and
+            ``train.json`` (a variant that shares its training has none), ``detections.json``,
+            ``cas/`` and ``row.json``. None (the stage's default): the table is the only
+            product.
+
+    Raises:
+        ValueError: two variant names that make the same folder name under ``keep_dir``.
     """
     from wtal.evaluate import evaluate
     from wtal.infer import infer
@@ -113,6 +123,7 @@ def run_ablation(
     inputs = _inputs_key(index_path, gt_path, [*train_paths, *test_paths, *trimmed_paths],
                          model=model, evaluation=evaluation, dataset=dataset, device=device)
     parts.mkdir(exist_ok=True)
+    kept = _keep_folders(keep_dir, full)
     # (args, train) of a trained variant → (its name, checkpoint, training log, seconds)
     trained: dict[str, tuple[str, Path, dict[str, Any], float]] = {}
     for name, values in full.items():
@@ -139,9 +150,11 @@ def run_ablation(
                 t_train = time.time() - t0
                 write_json(done / "done.json", {"variant": name, "train_seconds": t_train})
             trained[key] = (name, checkpoint, log, t_train)
+            if kept:
+                _keep(kept[name], checkpoint, checkpoint.parent / "train.json")
         row_path = parts / f"row-{_digest(inputs, name, _json(values))}.json"
-        if row_path.is_file():  # evaluated before an interruption
-            rows.append(read_json(row_path))
+        if row_path.is_file() and not (kept and not (kept[name] / "row.json").is_file()):
+            rows.append(read_json(row_path))  # evaluated (and kept) before an interruption
             continue
         with tempfile.TemporaryDirectory(prefix="variant-", dir=parts) as tmp:
             work = Path(tmp)
@@ -153,6 +166,8 @@ def run_ablation(
                               tious=evaluation["tiou"], protocol=evaluation["protocol"],
                               dataset=dataset, model=model, strict=True)
             frames = _frame_accuracy(index_path, gt_path, test_paths, work)
+            if kept:
+                _keep(kept[name], work / "detections.json", work / "cas")
         row = {
             "variant": name,
             "overrides": dict(variants[name] or {}),
@@ -167,6 +182,8 @@ def run_ablation(
             "knowledge_transfer_off": transfer_missing(log),
             "settings": values,
         }
+        if kept:
+            write_json(kept[name] / "row.json", row)
         write_json(row_path, row)
         rows.append(row)
     report = {
@@ -182,6 +199,43 @@ def run_ablation(
     write_json(json_out, report)
     shutil.rmtree(parts, ignore_errors=True)  # the table is the product
     return report
+
+
+def variant_folder(name: str) -> str:
+    """The folder name of a variant under ``keep_dir``: its name with every run of characters
+    other than letters, digits and ``+-.`` replaced by ``_`` ("VI one classifier" →
+    ``VI_one_classifier``, "+KTM" → ``+KTM``)."""
+    return re.sub(r"[^A-Za-z0-9+.-]+", "_", name).strip("_") or "_"
+
+
+def _keep_folders(
+    keep_dir: str | os.PathLike[str] | None, variants: Mapping[str, Any]
+) -> dict[str, Path]:
+    """Variant name → its folder under ``keep_dir`` (created), or {} without ``keep_dir``."""
+    if keep_dir is None:
+        return {}
+    folders: dict[str, Path] = {}
+    for name in variants:
+        folder = Path(keep_dir) / variant_folder(name)
+        clash = [other for other, f in folders.items() if f == folder]
+        if clash:
+            raise ValueError(f"ablation variants {clash[0]!r} and {name!r} would both be kept "
+                             f"in {folder}; rename one")
+        folders[name] = folder
+    for folder in folders.values():
+        folder.mkdir(parents=True, exist_ok=True)
+    return folders
+
+
+def _keep(folder: Path, *paths: Path) -> None:
+    """Copy files and folders into ``folder`` (replacing what is there)."""
+    for src in paths:
+        dst = folder / src.name
+        if src.is_dir():
+            shutil.rmtree(dst, ignore_errors=True)
+            shutil.copytree(src, dst)
+        else:
+            shutil.copy2(src, dst)
 
 
 def _inputs_key(

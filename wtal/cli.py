@@ -250,7 +250,7 @@ def cmd_ablate(args: argparse.Namespace) -> None:
         model=args.model, settings=block, variants=variants,
         evaluation={"subset": args.subset, "tiou": args.tiou, "protocol": args.protocol},
         trimmed_paths=args.trimmed, dataset=args.dataset, device=args.device,
-        threads=args.threads)
+        threads=args.threads, keep_dir=args.keep_models)
     print(ablation_table(report), end="")
 
 
@@ -510,6 +510,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run only these variants of the table (in the table's order), e.g. to "
                    "spread a long table over several machines")
     p.add_argument("--out", required=True, help="ablation.md to write (and .json beside it)")
+    p.add_argument("--keep-models", metavar="DIR",
+                   help="also keep each variant's model.pt, train.json, detections.json and "
+                   "cas/ in DIR/<variant>/, to diagnose a row (by default only the table stays)")
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None)
     p.set_defaults(func=cmd_ablate)

@@ -308,6 +308,59 @@ def test_ablation_stage_trains_every_distinct_variant(data, tmp_path: Path,
     assert sorted(p.name for p in out.iterdir()) == ["ablation.json", "ablation.md"]
 
 
+def test_an_ablation_keeps_each_variants_model_and_outputs_when_asked(
+        data, tmp_path: Path) -> None:
+    """``keep_dir``: every variant's folder holds what a diagnosis of its row needs (a variant
+    that shares its training holds no model), the kept model re-infers to the row's detections,
+    and the table is the same as without keeping."""
+    from wtal.ablation import variant_folder
+    from wtal.infer import infer
+    from wtal.settings import infer_settings
+
+    root = data["root"]
+    write_json(root / "gt.json", {"database": {"te0": {"subset": "test", "annotations": [
+        {"label": "A", "segment": [1.0, 5.0]}]}}})
+    settings = {"args": {"candidates": [[0, 0.1, 0.4, 0.9]]},
+                "train": {"epochs": 1, "batch_size": 2}, "infer": {"nms": "none"}}
+    variants = {"+cand": {}, "a miss": {"args": {"candidates": [[0, 0.6, 0.9, 0.9]]}},
+                "+cand, top 1": {"infer": {"max_per_video": 1}}}
+    evaluation = {"subset": "test", "tiou": [0.3, 0.5], "protocol": "anet"}
+
+    def ablate(out: Path, keep: Path | None) -> dict:
+        return run_ablation(root / "index.json", data["train"], data["test"], root / "gt.json",
+                            out / "ablation.md", out / "ablation.json", model="test_probe",
+                            settings=settings, variants=variants, evaluation=evaluation,
+                            dataset="toy", device="cpu", keep_dir=keep)
+
+    keep = tmp_path / "models"
+    report = ablate(tmp_path / "out", keep)
+    assert [variant_folder(n) for n in variants] == ["+cand", "a_miss", "+cand_top_1"]
+    assert sorted(p.name for p in keep.iterdir()) == ["+cand", "+cand_top_1", "a_miss"]
+    for name in ("+cand", "a_miss"):
+        assert sorted(p.name for p in (keep / name).iterdir()) == [
+            "cas", "detections.json", "model.pt", "row.json", "train.json"]
+    assert sorted(p.name for p in (keep / "+cand_top_1").iterdir()) == [
+        "cas", "detections.json", "row.json"]
+    assert sorted(p.name for p in (keep / "a_miss" / "cas").iterdir())  # per-video CAS files
+    for row in report["variants"]:
+        assert read_json(keep / variant_folder(row["variant"]) / "row.json") == row
+    again = tmp_path / "again"
+    infer(keep / "a_miss" / "model.pt", data["test"], again / "detections.json", again / "cas",
+          settings=infer_settings({"nms": "none"})[0], device="cpu")
+    assert (read_json(again / "detections.json")["results"]
+            == read_json(keep / "a_miss" / "detections.json")["results"])
+    plain = ablate(tmp_path / "plain", None)
+    assert [r["mAP"] for r in plain["variants"]] == [r["mAP"] for r in report["variants"]]
+    assert (tmp_path / "plain" / "ablation.md").read_text() == (
+        tmp_path / "out" / "ablation.md").read_text()
+    with pytest.raises(ValueError, match="'a miss' and 'a  miss' would both be kept"):
+        run_ablation(root / "index.json", data["train"], data["test"], root / "gt.json",
+                     tmp_path / "x" / "ablation.md", tmp_path / "x" / "ablation.json",
+                     model="test_probe", settings=settings,
+                     variants={"a miss": {}, "a  miss": {}}, evaluation=evaluation,
+                     dataset="toy", device="cpu", keep_dir=keep)
+
+
 def test_an_interrupted_ablation_resumes_where_it_stopped(data, tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """A run killed in its third variant leaves no table, only its finished trainings and rows
