@@ -153,7 +153,7 @@ def run_ablation(
             if kept:
                 _keep(kept[name], checkpoint, checkpoint.parent / "train.json")
         row_path = parts / f"row-{_digest(inputs, name, _json(values))}.json"
-        if row_path.is_file() and not (kept and not (kept[name] / "row.json").is_file()):
+        if row_path.is_file() and (not kept or (kept[name] / "row.json").is_file()):
             rows.append(read_json(row_path))  # evaluated (and kept) before an interruption
             continue
         with tempfile.TemporaryDirectory(prefix="variant-", dir=parts) as tmp:
