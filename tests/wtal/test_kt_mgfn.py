@@ -560,6 +560,24 @@ def test_proposals_score_is_p_act_times_p_oic_times_p_class() -> None:
         small().proposals(small()(torch.randn(1, 5, 8)))
 
 
+def test_the_oic_ceiling_at_test_replaces_the_models_own_for_inference_only() -> None:
+    # anchor OICs of the hand output: t=1 +0.3, t=2 −0.7, t=3 +0.2, t=5 −0.425 (t=0, 4 under
+    # the 0.1 activation floor); the model's ceiling is the paper's −0.3
+    out = _hand_output([0.05, 0.2, 0.95, 0.3, 0.05, 0.9], video_logit=1.0)
+    net = hand_net()
+    assert net.max_oic == pytest.approx(-0.3)
+
+    def starts(options: KTMGFNInferOptions) -> list[float]:
+        return sorted(net.proposals(out, options=options)[0].segments[:, 0].tolist())
+
+    assert starts(KTMGFNInferOptions()) == [2.0, 5.0]
+    assert starts(KTMGFNInferOptions(max_oic=0.25)) == [2.0, 3.0, 5.0]
+    assert starts(KTMGFNInferOptions(max_oic=-0.5)) == [2.0]
+    assert net.max_oic == pytest.approx(-0.3)  # the model (and so training) is unchanged
+    with pytest.raises(ValueError, match="max_oic"):
+        KTMGFNInferOptions(max_oic=2.0)
+
+
 def test_proposals_of_a_built_model_lie_inside_the_video() -> None:
     torch.manual_seed(0)
     net = small(brm=True, max_oic=1.0).eval()  # untrained CAS: keep every position's best

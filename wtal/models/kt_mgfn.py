@@ -489,17 +489,26 @@ class KTMGFNInferOptions:
     """KT-MGFN's own inference knobs (``infer.model`` in its settings): the factors of a
     candidate's confidence p_conf (Eq. 6; table VIII switches them), and how a test video is
     sampled (``test_sampling``, :meth:`KTMGFN.test_indices`): ``"uniform"`` (the paper,
-    §III.F) or ``"native"`` (every snippet, whatever the training sequences' length)."""
+    §III.F) or ``"native"`` (every snippet, whatever the training sequences' length).
+
+    ``max_oic``: the OIC ceiling of the BRM's anchor filter at test (:func:`select_anchors`).
+    None (the default) keeps the model's own, the training one (−0.3), as §III.F says ("the
+    conditions as described in the training procedure"); a number replaces it at inference
+    only, e.g. 0 keeps every anchor whose inner activation exceeds its outer band's."""
 
     score_act: bool = True
     score_oic: bool = True
     score_class: bool = True
     test_sampling: str = "uniform"
+    max_oic: float | None = None
 
     def __post_init__(self) -> None:
         if self.test_sampling not in ("uniform", "native"):
             raise ValueError(f"test_sampling must be uniform or native, not "
                              f"{self.test_sampling!r}")
+        if self.max_oic is not None and not -1.0 <= self.max_oic <= 1.0:
+            raise ValueError(f"max_oic is an OIC value (outer minus inner mean activation, "
+                             f"in [-1, 1]), not {self.max_oic!r}")
 
 
 @register_model("kt_mgfn")
@@ -941,7 +950,8 @@ class KTMGFN(Localizer):
         For every class (all of them by default, as the paper: "consider the CAS of all action
         categories"; those whose video score reaches ``class_threshold``), the BRM's anchors are
         decoded and filtered as in training (activation < ``min_activation`` dropped, lowest
-        OIC per position, OIC > ``max_oic`` dropped); each kept segment, clipped to the video,
+        OIC per position, OIC > ``max_oic`` dropped, ``options.max_oic`` if set); each kept
+        segment, clipped to the video,
         is scored ``p_conf = p_act · p_oic · p_class`` (Eq. 5-6; ``p_act`` the mean activation
         inside, ``p_oic = 1 − OIC``, ``p_class`` the video score; each factor switched by
         ``options.score_act`` / ``score_oic`` / ``score_class`` for table VIII). With
@@ -966,9 +976,10 @@ class KTMGFN(Localizer):
                 reg = out.regression[i, :n].expand(len(classes), -1, -1, -1)  # (K, n, M, 2)
                 lengths = torch.full((len(classes),), n, device=act.device)
                 oic, inner_mean, inner = self._anchor_oic(act, reg, lengths)
+                max_oic = self.max_oic if options.max_oic is None else options.max_oic
                 best, keep = select_anchors(oic, act, torch.ones_like(act, dtype=torch.bool),
                                             min_activation=self.min_activation,
-                                            max_oic=self.max_oic)
+                                            max_oic=max_oic)
                 pick = best.unsqueeze(-1)
                 oic_b = oic.gather(2, pick).squeeze(-1)  # (K, n)
                 act_b = inner_mean.gather(2, pick).squeeze(-1)
