@@ -951,8 +951,7 @@ class KTMGFN(Localizer):
         categories"; those whose video score reaches ``class_threshold``), the BRM's anchors are
         decoded and filtered as in training (activation < ``min_activation`` dropped, lowest
         OIC per position, OIC > ``max_oic`` dropped, ``options.max_oic`` if set); each kept
-        segment, clipped to the video,
-        is scored ``p_conf = p_act · p_oic · p_class`` (Eq. 5-6; ``p_act`` the mean activation
+        segment, clipped to the video, is scored ``p_conf = p_act · p_oic · p_class`` (Eq. 5-6; ``p_act`` the mean activation
         inside, ``p_oic = 1 − OIC``, ``p_class`` the video score; each factor switched by
         ``options.score_act`` / ``score_oic`` / ``score_class`` for table VIII). With
         ``soft_nms_iou``,
@@ -966,6 +965,7 @@ class KTMGFN(Localizer):
             raise ValueError("kt_mgfn: proposals need the BRM (build with brm=True)")
         options = options if options is not None else KTMGFNInferOptions()
         act_all, video_scores = self.probabilities(out)  # (B, T, C), (B, C)
+        max_oic = self.max_oic if options.max_oic is None else options.max_oic
         results = []
         for i in range(act_all.shape[0]):
             n = int(out.mask[i].sum())
@@ -976,7 +976,6 @@ class KTMGFN(Localizer):
                 reg = out.regression[i, :n].expand(len(classes), -1, -1, -1)  # (K, n, M, 2)
                 lengths = torch.full((len(classes),), n, device=act.device)
                 oic, inner_mean, inner = self._anchor_oic(act, reg, lengths)
-                max_oic = self.max_oic if options.max_oic is None else options.max_oic
                 best, keep = select_anchors(oic, act, torch.ones_like(act, dtype=torch.bool),
                                             min_activation=self.min_activation,
                                             max_oic=max_oic)
