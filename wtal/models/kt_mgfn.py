@@ -951,10 +951,10 @@ class KTMGFN(Localizer):
         categories"; those whose video score reaches ``class_threshold``), the BRM's anchors are
         decoded and filtered as in training (activation < ``min_activation`` dropped, lowest
         OIC per position, OIC > ``max_oic`` dropped, ``options.max_oic`` if set); each kept
-        segment, clipped to the video, is scored ``p_conf = p_act · p_oic · p_class`` (Eq. 5-6; ``p_act`` the mean activation
-        inside, ``p_oic = 1 − OIC``, ``p_class`` the video score; each factor switched by
-        ``options.score_act`` / ``score_oic`` / ``score_class`` for table VIII). With
-        ``soft_nms_iou``,
+        segment, clipped to the video, is scored ``p_conf = p_act · p_oic · p_class``
+        (Eq. 5-6; ``p_act`` the mean activation inside, ``p_oic = 1 − OIC``, ``p_class`` the
+        video score; each factor switched by ``options.score_act`` / ``score_oic`` /
+        ``score_class`` for table VIII). With ``soft_nms_iou``,
         each class's segments go through Gaussian Soft-NMS (Eq. 7).
 
         Returns:
